@@ -1,0 +1,29 @@
+//! `bottlenet-codec` owns everything between one sample's feature tensor and the bytes on the
+//! wire: the min–max quantizer (paper eq. 1), channel tiling (§2.2), the image codecs (baseline
+//! JPEG full and abbreviated, PNG, raw) and the versioned, checksummed wire frame.
+//!
+//! It must not depend on a deep-learning framework: the phone, the server and the training loop
+//! all call it with plain `f32` slices, so the pixels the server decodes are the pixels training saw.
+//!
+//! ```
+//! use bottlenet_codec::{decode, encode, CodecParams, FeatureTensor, Shape};
+//! let tensor = FeatureTensor::new(Shape::new(1, 28, 28), (0..784).map(|i| (i % 17) as f32).collect())?;
+//! let frame = encode(&tensor, &CodecParams::paper())?;
+//! let back = decode(&frame)?;
+//! assert_eq!(back.shape, tensor.shape);
+//! # Ok::<(), bottlenet_codec::Error>(())
+//! ```
+
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod jpeg;
+pub mod quantize;
+pub mod synthetic;
+pub mod tensor;
+pub mod tile;
+
+pub use codec::{CodecKind, CodecParams, GrayImage, ImageCodec};
+pub use error::{Error, Result};
+pub use frame::{FrameHeader, HEADER_LEN, decode, decode_header, encode, roundtrip_batch};
+pub use tensor::{FeatureTensor, Shape};

@@ -1,0 +1,128 @@
+//! Per-sample uniform min–max quantizer, paper eq. (1):
+//! `q = round((F − min F) / (max F − min F) · (2ⁿ − 1))`, `min F` and `max F` sent as side information.
+
+use crate::error::{Error, Result};
+
+/// A quantized sample: levels in `0..=2ⁿ−1` plus the side information needed to undo eq. (1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantized {
+    pub bits: u8,
+    pub min: f32,
+    pub max: f32,
+    pub levels: Vec<u8>,
+}
+
+/// Largest level for `bits`: `2ⁿ − 1`.
+pub fn max_level(bits: u8) -> u8 {
+    debug_assert!((1..=8).contains(&bits));
+    ((1u16 << bits) - 1) as u8
+}
+
+/// Checks `bits` is in `1..=8`.
+pub fn check_bits(bits: u8) -> Result<()> {
+    if (1..=8).contains(&bits) { Ok(()) } else { Err(Error::BadBits(bits)) }
+}
+
+/// Quantizes `values` with eq. (1).
+///
+/// Invariants: every level is `≤ 2ⁿ−1`; `|dequantize(q) − F| ≤ step/2` (up to f32 rounding) with
+/// `step = (max − min)/(2ⁿ−1)`; a constant tensor (`max == min`) maps to all-zero levels and
+/// dequantizes back to exactly that constant. NaN or ±∞ is an error, not garbage.
+pub fn quantize(values: &[f32], bits: u8) -> Result<Quantized> {
+    check_bits(bits)?;
+    let mut min = f32::INFINITY;
+    let mut max = f32::NEG_INFINITY;
+    for (index, &value) in values.iter().enumerate() {
+        if !value.is_finite() {
+            return Err(Error::NonFinite { index, value });
+        }
+        min = min.min(value);
+        max = max.max(value);
+    }
+    if values.is_empty() {
+        return Ok(Quantized { bits, min: 0.0, max: 0.0, levels: Vec::new() });
+    }
+    let top = f64::from(max_level(bits));
+    // f64 keeps (max − min) finite even when the f32 range would overflow (e.g. −3e38..3e38).
+    let range = f64::from(max) - f64::from(min);
+    let levels = if range > 0.0 {
+        let scale = top / range;
+        values
+            .iter()
+            .map(|&v| ((f64::from(v) - f64::from(min)) * scale).round().clamp(0.0, top) as u8)
+            .collect()
+    } else {
+        vec![0; values.len()]
+    };
+    Ok(Quantized { bits, min, max, levels })
+}
+
+/// Inverse of eq. (1): `F̂ = min + q · (max − min)/(2ⁿ−1)`.
+pub fn dequantize(levels: &[u8], bits: u8, min: f32, max: f32) -> Vec<f32> {
+    let top = f64::from(max_level(bits));
+    let step = (f64::from(max) - f64::from(min)) / top;
+    levels
+        .iter()
+        .map(|&q| if q == 0 { min } else { (f64::from(min) + f64::from(q) * step) as f32 })
+        .collect()
+}
+
+/// Maps an n-bit level to the full 8-bit pixel range, so the JPEG quantizer sees the same
+/// dynamic range whatever `n` is (identity for n = 8).
+pub fn level_to_pixel(level: u8, bits: u8) -> u8 {
+    if bits == 8 {
+        return level;
+    }
+    ((u32::from(level) * 255 * 2 + u32::from(max_level(bits))) / (2 * u32::from(max_level(bits)))) as u8
+}
+
+/// Inverse of [`level_to_pixel`] for a (possibly codec-distorted) pixel: nearest level.
+pub fn pixel_to_level(pixel: u8, bits: u8) -> u8 {
+    if bits == 8 {
+        return pixel;
+    }
+    let top = u32::from(max_level(bits));
+    ((u32::from(pixel) * top * 2 + 255) / (2 * 255)) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_tensor_round_trips_exactly() {
+        let values = vec![3.25_f32; 17];
+        let q = quantize(&values, 8).unwrap();
+        assert!(q.levels.iter().all(|&l| l == 0));
+        assert_eq!(dequantize(&q.levels, 8, q.min, q.max), values);
+    }
+
+    #[test]
+    fn non_finite_is_rejected() {
+        assert!(matches!(quantize(&[0.0, f32::NAN], 8), Err(Error::NonFinite { index: 1, .. })));
+        assert!(matches!(quantize(&[f32::INFINITY], 4), Err(Error::NonFinite { index: 0, .. })));
+    }
+
+    #[test]
+    fn bits_out_of_range_are_rejected() {
+        assert!(matches!(quantize(&[1.0], 0), Err(Error::BadBits(0))));
+        assert!(matches!(quantize(&[1.0], 9), Err(Error::BadBits(9))));
+    }
+
+    #[test]
+    fn extremes_map_to_end_levels() {
+        let q = quantize(&[-1.0, 0.0, 1.0], 2).unwrap();
+        assert_eq!(q.levels, vec![0, 2, 3]); // 1.5 rounds half away from zero
+    }
+
+    #[test]
+    fn level_pixel_maps_invert() {
+        for bits in 1..=8 {
+            for level in 0..=max_level(bits) {
+                assert_eq!(pixel_to_level(level_to_pixel(level, bits), bits), level, "bits {bits}");
+            }
+        }
+        assert_eq!(level_to_pixel(1, 1), 255);
+        assert_eq!(level_to_pixel(15, 4), 255);
+    }
+}

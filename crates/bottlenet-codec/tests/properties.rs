@@ -1,0 +1,133 @@
+//! Property tests of the codec against naive references.
+
+use bottlenet_codec::quantize::{dequantize, max_level, quantize};
+use bottlenet_codec::tile::{TileGrid, tile, untile};
+use bottlenet_codec::{CodecKind, CodecParams, FeatureTensor, HEADER_LEN, Shape, decode, decode_header, encode};
+use proptest::prelude::*;
+
+/// Naive reference for tiling: pixel (x, y) of the image belongs to channel
+/// `(y / H) * across + x / W` at (x mod W, y mod H), or is 0 when that channel does not exist.
+fn naive_tile(levels: &[u8], shape: &Shape) -> Vec<u8> {
+    let grid = TileGrid::for_channels(shape.channels);
+    let (iw, ih) = (grid.across * shape.width, grid.down * shape.height);
+    let mut out = Vec::new();
+    for y in 0..ih {
+        for x in 0..iw {
+            let c = (y / shape.height) * grid.across + x / shape.width;
+            out.push(if c < shape.channels {
+                levels[c * shape.plane() + (y % shape.height) * shape.width + x % shape.width]
+            } else {
+                0
+            });
+        }
+    }
+    out
+}
+
+fn tensor_strategy(max_side: usize) -> impl Strategy<Value = FeatureTensor> {
+    (1..=8usize, 1..=max_side, 1..=max_side).prop_flat_map(|(c, h, w)| {
+        prop::collection::vec(-50.0f32..50.0, c * h * w)
+            .prop_map(move |data| FeatureTensor { shape: Shape::new(c, h, w), data })
+    })
+}
+
+proptest! {
+    #[test]
+    fn quantize_error_is_at_most_half_a_step(values in prop::collection::vec(-1e4f32..1e4, 1..300), bits in 1u8..=8) {
+        let q = quantize(&values, bits).unwrap();
+        let back = dequantize(&q.levels, bits, q.min, q.max);
+        let step = (f64::from(q.max) - f64::from(q.min)) / f64::from(max_level(bits));
+        for (&v, &b) in values.iter().zip(&back) {
+            // half a step, plus f32 rounding of the result
+            let bound = step / 2.0 + 1e-6 * f64::from(v.abs().max(1.0));
+            prop_assert!((f64::from(v) - f64::from(b)).abs() <= bound, "{v} -> {b}, step {step}");
+        }
+        prop_assert!(q.levels.iter().all(|&l| l <= max_level(bits)));
+    }
+
+    #[test]
+    fn tile_matches_naive_reference(c in 1usize..=40, h in 1usize..=9, w in 1usize..=9, seed in any::<u8>()) {
+        let shape = Shape::new(c, h, w);
+        let levels: Vec<u8> = (0..shape.len()).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        prop_assert_eq!(tile(&levels, &shape), naive_tile(&levels, &shape));
+    }
+
+    #[test]
+    fn frame_round_trip_recovers_header_and_pixels(tensor in tensor_strategy(20), codec_id in 0usize..4, quality in 1u8..=100, bits in 1u8..=8) {
+        let codec = CodecKind::ALL[codec_id];
+        let params = CodecParams { codec, quality, bits }.normalized();
+        let frame = encode(&tensor, &params).unwrap();
+        let header = decode_header(&frame).unwrap();
+        prop_assert_eq!(header.params, params);
+        prop_assert_eq!(header.shape, tensor.shape);
+        prop_assert_eq!(header.frame_len(), frame.len());
+        let q = quantize(&tensor.data, bits).unwrap();
+        prop_assert_eq!((header.min, header.max), (q.min, q.max));
+        let back = decode(&frame).unwrap();
+        prop_assert_eq!(back.shape, tensor.shape);
+        let step = (f64::from(q.max) - f64::from(q.min)) / f64::from(max_level(bits));
+        let worst = tensor.data.iter().zip(&back.data).map(|(&a, &b)| (f64::from(a) - f64::from(b)).abs()).fold(0.0, f64::max);
+        if codec.is_jpeg() {
+            // lossy: every value stays inside the quantizer's range
+            prop_assert!(back.data.iter().all(|&v| v >= q.min - 1e-3 && v <= q.max + 1e-3));
+        } else {
+            prop_assert!(worst <= step / 2.0 + 1e-3, "lossless codec {codec} off by {worst}");
+        }
+    }
+
+    #[test]
+    fn decode_of_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = decode(&bytes);
+    }
+
+    #[test]
+    fn decode_of_mutated_frames_never_panics(tensor in tensor_strategy(12), codec_id in 0usize..4, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), cut in any::<prop::sample::Index>()) {
+        let params = CodecParams { codec: CodecKind::ALL[codec_id], quality: 30, bits: 8 }.normalized();
+        let mut frame = encode(&tensor, &params).unwrap();
+        for (at, value) in flips {
+            let i = at.index(frame.len());
+            frame[i] ^= value;
+        }
+        let _ = decode(&frame);
+        let _ = decode(&frame[..cut.index(frame.len())]);
+    }
+
+    #[test]
+    fn corrupted_payload_with_fixed_crc_never_panics(tensor in tensor_strategy(16), codec_id in 0usize..4, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        // Re-sealing the CRC makes the corruption reach the codec itself.
+        let params = CodecParams { codec: CodecKind::ALL[codec_id], quality: 50, bits: 8 }.normalized();
+        let mut frame = encode(&tensor, &params).unwrap();
+        if frame.len() > HEADER_LEN {
+            for (at, value) in flips {
+                let i = HEADER_LEN + at.index(frame.len() - HEADER_LEN);
+                frame[i] ^= value;
+            }
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&frame[..24]);
+            crc.update(&frame[HEADER_LEN..]);
+            let sum = crc.finalize().to_le_bytes();
+            frame[24..28].copy_from_slice(&sum);
+            let _ = decode(&frame);
+        }
+    }
+}
+
+#[test]
+fn tile_untile_is_identity_for_every_channel_count() {
+    for c in 1..=512 {
+        let shape = Shape::new(c, 3, 2);
+        let levels: Vec<u8> = (0..shape.len()).map(|i| (i % 251) as u8 + 1).collect();
+        let image = tile(&levels, &shape);
+        assert_eq!(untile(&image, &shape), levels, "C = {c}");
+    }
+}
+
+#[test]
+fn constant_tensor_round_trips_exactly_through_every_codec() {
+    let tensor = FeatureTensor::new(Shape::new(3, 5, 7), vec![-2.5; 105]).unwrap();
+    for codec in CodecKind::ALL {
+        let params = CodecParams { codec, quality: 20, bits: 8 }.normalized();
+        let back = decode(&encode(&tensor, &params).unwrap()).unwrap();
+        assert_eq!(back.data, tensor.data, "{codec}");
+    }
+}
