@@ -1,0 +1,507 @@
+//! Run-time re-selection of the split (paper §3.4): both ends hold every split's half, and the
+//! phone re-runs Algorithm 1's selection phase from what it observes — the up-link throughput
+//! it measures, the load or service times the server reports, and whether the server answers.
+//!
+//! Selection alone would flip between two splits whenever noise moves the inputs across the
+//! point where their costs are equal. The [`Reselector`] therefore changes its choice only when
+//! the new best beats the current choice by a relative margin (`hysteresis`) on
+//! `confirmations` consecutive observations. The one exception is reachability: an unreachable
+//! server forces mobile-only at once, and a server that answers again brings back the best
+//! split at once, since neither is a matter of noise.
+
+use std::collections::BTreeMap;
+
+use crate::candidates::{CandidateCosts, CandidateKind};
+use crate::error::{Error, Result};
+use crate::network::Network;
+use crate::select::{Selection, Target, select};
+
+/// Policy of a [`Reselector`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReselectConfig {
+    pub target: Target,
+    /// `PM`, W.
+    pub mobile_power_w: f64,
+    /// Accuracy of the unmodified network, percent.
+    pub baseline_accuracy: f64,
+    /// Allowed accuracy loss, percentage points.
+    pub tolerance_points: f64,
+    /// A challenger must cost less than `(1 − hysteresis)` × the current choice's cost.
+    /// In `[0, 1)`; default 0.10.
+    pub hysteresis: f64,
+    /// Consecutive observations on which the same challenger must win by the margin before
+    /// the choice changes. ≥ 1; default 3.
+    pub confirmations: u32,
+    /// Weight of a new throughput sample in the moving average
+    /// `t ← w·sample + (1 − w)·t`. In `(0, 1]`; default 0.3.
+    pub ewma_weight: f64,
+}
+
+impl ReselectConfig {
+    pub const DEFAULT_HYSTERESIS: f64 = 0.10;
+    pub const DEFAULT_CONFIRMATIONS: u32 = 3;
+    pub const DEFAULT_EWMA_WEIGHT: f64 = 0.3;
+
+    /// A policy with the default hysteresis, confirmations and averaging weight.
+    pub fn new(
+        target: Target,
+        mobile_power_w: f64,
+        baseline_accuracy: f64,
+        tolerance_points: f64,
+    ) -> Self {
+        Self {
+            target,
+            mobile_power_w,
+            baseline_accuracy,
+            tolerance_points,
+            hysteresis: Self::DEFAULT_HYSTERESIS,
+            confirmations: Self::DEFAULT_CONFIRMATIONS,
+            ewma_weight: Self::DEFAULT_EWMA_WEIGHT,
+        }
+    }
+
+    /// Checks the ranges stated on the fields (selection checks the rest).
+    pub fn validate(&self) -> Result<()> {
+        if !(self.hysteresis.is_finite() && (0.0..1.0).contains(&self.hysteresis)) {
+            return Err(Error::InvalidParameter(format!(
+                "hysteresis must be in [0, 1), got {}",
+                self.hysteresis
+            )));
+        }
+        if self.confirmations == 0 {
+            return Err(Error::InvalidParameter(
+                "confirmations must be at least 1".into(),
+            ));
+        }
+        if !(self.ewma_weight.is_finite() && self.ewma_weight > 0.0 && self.ewma_weight <= 1.0) {
+            return Err(Error::InvalidParameter(format!(
+                "EWMA weight must be in (0, 1], got {}",
+                self.ewma_weight
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Something the phone learned about the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A measured up-link throughput sample, Mbit/s (> 0); folded into the moving average.
+    Uplink { mbps: f64 },
+    /// The server's load as a factor on service time: every candidate's `TC` becomes its
+    /// profiled value times `tc_scale` (≥ 0; 1 = as profiled, at the profile's load level).
+    ServerLoad { tc_scale: f64 },
+    /// The server's current service time for one candidate, ms (≥ 0). It replaces that
+    /// candidate's profiled `TC` (and is not scaled by `ServerLoad`).
+    ServiceTime { candidate: String, tc_ms: f64 },
+    /// The server did not answer (a failed ping or request).
+    ServerUnreachable,
+    /// The server answered again.
+    ServerReachable,
+}
+
+/// What the re-selector decided after one observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The candidate to use from now on.
+    pub chosen: String,
+    /// Whether this observation changed the choice.
+    pub changed: bool,
+}
+
+/// Holds the candidates' costs and the current choice; see the module docs for the policy.
+#[derive(Debug, Clone)]
+pub struct Reselector {
+    costs: Vec<CandidateCosts>,
+    network: Network,
+    config: ReselectConfig,
+    tc_scale: f64,
+    service_ms: BTreeMap<String, f64>,
+    reachable: bool,
+    current: String,
+    /// Challenger and the number of consecutive observations it has won by the margin.
+    pending: Option<(String, u32)>,
+}
+
+impl Reselector {
+    /// Starts from the profiled costs on `network` (its throughput seeds the moving average)
+    /// with the server reachable; the first choice is plain Algorithm 1 selection.
+    /// `costs` must include a mobile-only candidate, the fallback when the server is away.
+    pub fn new(
+        costs: Vec<CandidateCosts>,
+        network: Network,
+        config: ReselectConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        if !costs.iter().any(|c| c.kind == CandidateKind::MobileOnly) {
+            return Err(Error::NoMobileOnly);
+        }
+        let mut reselector = Self {
+            costs,
+            network,
+            config,
+            tc_scale: 1.0,
+            service_ms: BTreeMap::new(),
+            reachable: true,
+            current: String::new(),
+            pending: None,
+        };
+        reselector.current = reselector.selection()?.chosen().candidate.clone();
+        Ok(reselector)
+    }
+
+    /// The candidate in use.
+    pub fn current(&self) -> &str {
+        &self.current
+    }
+
+    /// The moving average of the measured up-link throughput, Mbit/s.
+    pub fn uplink_mbps(&self) -> f64 {
+        self.network.uplink_mbps
+    }
+
+    pub fn server_reachable(&self) -> bool {
+        self.reachable
+    }
+
+    pub fn config(&self) -> &ReselectConfig {
+        &self.config
+    }
+
+    /// The costs as currently believed: profiled `TM`, and `TC` after server load reports.
+    pub fn effective_costs(&self) -> Vec<CandidateCosts> {
+        self.costs
+            .iter()
+            .map(|c| {
+                let tc_ms = match (c.kind, self.service_ms.get(&c.name)) {
+                    (CandidateKind::MobileOnly, _) => 0.0,
+                    (_, Some(&reported)) => reported,
+                    (_, None) => c.tc_ms * self.tc_scale,
+                };
+                CandidateCosts { tc_ms, ..c.clone() }
+            })
+            .collect()
+    }
+
+    /// Plain selection on the current beliefs (as if the server were reachable), without
+    /// hysteresis: what Algorithm 1 would pick right now.
+    pub fn selection(&self) -> Result<Selection> {
+        select(
+            &self.effective_costs(),
+            &self.network,
+            self.config.target,
+            self.config.mobile_power_w,
+            self.config.baseline_accuracy,
+            self.config.tolerance_points,
+        )
+    }
+
+    /// Folds one observation in and decides. An invalid observation is rejected and leaves
+    /// the state unchanged.
+    pub fn observe(&mut self, observation: Observation) -> Result<Decision> {
+        match observation {
+            Observation::Uplink { mbps } => {
+                if !(mbps.is_finite() && mbps > 0.0) {
+                    return Err(Error::InvalidParameter(format!(
+                        "measured throughput must be finite and above 0 Mbit/s, got {mbps}"
+                    )));
+                }
+                let w = self.config.ewma_weight;
+                let average = w * mbps + (1.0 - w) * self.network.uplink_mbps;
+                self.network = self.network.with_uplink_mbps(average)?;
+            }
+            Observation::ServerLoad { tc_scale } => {
+                if !(tc_scale.is_finite() && tc_scale >= 0.0) {
+                    return Err(Error::InvalidParameter(format!(
+                        "server load factor must be finite and not negative, got {tc_scale}"
+                    )));
+                }
+                self.tc_scale = tc_scale;
+            }
+            Observation::ServiceTime { candidate, tc_ms } => {
+                if !self.costs.iter().any(|c| c.name == candidate) {
+                    return Err(Error::UnknownCandidate(candidate));
+                }
+                if !(tc_ms.is_finite() && tc_ms >= 0.0) {
+                    return Err(Error::InvalidParameter(format!(
+                        "service time of {candidate:?} must be finite and not negative, got {tc_ms}"
+                    )));
+                }
+                self.service_ms.insert(candidate, tc_ms);
+            }
+            Observation::ServerUnreachable => {
+                self.reachable = false;
+                self.pending = None;
+                let fallback = self.mobile_only_name();
+                return Ok(self.switch_to(fallback));
+            }
+            Observation::ServerReachable => {
+                if !self.reachable {
+                    self.reachable = true;
+                    self.pending = None;
+                    let best = self.selection()?.chosen().candidate.clone();
+                    return Ok(self.switch_to(best));
+                }
+            }
+        }
+        if !self.reachable {
+            return Ok(self.unchanged());
+        }
+        self.reconsider()
+    }
+
+    /// Applies the hysteresis rule to a fresh selection.
+    fn reconsider(&mut self) -> Result<Decision> {
+        let selection = self.selection()?;
+        let target = self.config.target;
+        let best = selection.chosen();
+        if best.candidate == self.current {
+            self.pending = None;
+            return Ok(self.unchanged());
+        }
+        let current = selection.get(&self.current).filter(|r| r.eligible);
+        let Some(current) = current else {
+            // The current choice is no longer a candidate at all: take the best at once.
+            let best = best.candidate.clone();
+            return Ok(self.switch_to(best));
+        };
+        if best.objective(target) < current.objective(target) * (1.0 - self.config.hysteresis) {
+            let wins = match &self.pending {
+                Some((name, wins)) if *name == best.candidate => wins + 1,
+                _ => 1,
+            };
+            if wins >= self.config.confirmations {
+                let best = best.candidate.clone();
+                return Ok(self.switch_to(best));
+            }
+            self.pending = Some((best.candidate.clone(), wins));
+        } else {
+            self.pending = None;
+        }
+        Ok(self.unchanged())
+    }
+
+    fn switch_to(&mut self, name: String) -> Decision {
+        self.pending = None;
+        let changed = name != self.current;
+        self.current = name;
+        Decision {
+            chosen: self.current.clone(),
+            changed,
+        }
+    }
+
+    fn unchanged(&self) -> Decision {
+        Decision {
+            chosen: self.current.clone(),
+            changed: false,
+        }
+    }
+
+    fn mobile_only_name(&self) -> String {
+        // `new` guarantees a mobile-only candidate exists.
+        self.costs
+            .iter()
+            .find(|c| c.kind == CandidateKind::MobileOnly)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::NetworkPreset;
+
+    /// E: early split, light phone work, 2000 B; L: late split, heavy phone work, 200 B.
+    /// On latency E wins above ≈4.11 Mbit/s (3 + 16/t = 6.5 + 1.6/t), L below.
+    fn costs() -> Vec<CandidateCosts> {
+        let c = |name: &str, kind, tm_ms, tc_ms, bytes| CandidateCosts {
+            name: name.into(),
+            kind,
+            tm_ms,
+            tc_ms,
+            bytes,
+            accuracy: 76.0,
+        };
+        vec![
+            c("E", CandidateKind::Split { index: 1 }, 1.0, 2.0, 2000.0),
+            c("L", CandidateKind::Split { index: 9 }, 6.0, 0.5, 200.0),
+            c("cloud-only", CandidateKind::CloudOnly, 0.5, 3.0, 30_000.0),
+            c("mobile-only", CandidateKind::MobileOnly, 20.0, 0.0, 0.0),
+        ]
+    }
+
+    fn reselector(config: ReselectConfig) -> Reselector {
+        Reselector::new(costs(), NetworkPreset::WiFi.network(), config).unwrap()
+    }
+
+    fn latency_config() -> ReselectConfig {
+        ReselectConfig::new(Target::Latency, 1.3, 76.0, 2.0)
+    }
+
+    /// Feeds throughput samples; returns the decisions that changed the choice.
+    fn feed(r: &mut Reselector, samples: impl IntoIterator<Item = f64>) -> Vec<String> {
+        samples
+            .into_iter()
+            .filter_map(|mbps| {
+                let d = r.observe(Observation::Uplink { mbps }).unwrap();
+                d.changed.then_some(d.chosen)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bandwidth_drop_moves_to_the_later_split_once_and_back_once() {
+        let mut r = reselector(latency_config());
+        assert_eq!(r.current(), "E");
+        assert!(feed(&mut r, [18.88; 20]).is_empty());
+        // Wi-Fi → 3G: fewer bytes matter more, so Algorithm 1 picks the later split.
+        let changes = feed(&mut r, [1.1; 30]);
+        assert_eq!(changes, ["L"]);
+        assert_eq!(r.current(), r.selection().unwrap().chosen().candidate);
+        assert!((r.uplink_mbps() - 1.1).abs() < 1e-3);
+        // And back.
+        let changes = feed(&mut r, [18.88; 30]);
+        assert_eq!(changes, ["E"]);
+        assert_eq!(r.current(), r.selection().unwrap().chosen().candidate);
+    }
+
+    #[test]
+    fn a_change_needs_the_configured_number_of_confirmations() {
+        let mut config = latency_config();
+        config.ewma_weight = 1.0; // no smoothing: each sample is the estimate
+        config.confirmations = 4;
+        let mut r = reselector(config);
+        for i in 1..4 {
+            let d = r.observe(Observation::Uplink { mbps: 1.1 }).unwrap();
+            assert!(!d.changed, "changed after {i} observations");
+        }
+        // A sample on the other side resets the count.
+        assert!(
+            !r.observe(Observation::Uplink { mbps: 18.88 })
+                .unwrap()
+                .changed
+        );
+        assert!(feed(&mut r, [1.1; 3]).is_empty());
+        assert_eq!(feed(&mut r, [1.1]), ["L"]);
+    }
+
+    #[test]
+    fn noise_around_the_boundary_does_not_flap() {
+        let boundary = 14.4 / 3.5; // E and L cost the same here
+        // Deterministic ±8 % noise (xorshift), well inside the 10 % margin's reach.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let samples: Vec<f64> = (0..500)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+                boundary * (1.0 + 0.16 * (u - 0.5))
+            })
+            .collect();
+        let mut r = reselector(latency_config());
+        let settle = feed(&mut r, std::iter::repeat_n(boundary, 40));
+        assert!(settle.len() <= 1, "{settle:?}");
+        assert!(feed(&mut r, samples.iter().copied()).is_empty());
+
+        // The same noise without hysteresis flips back and forth: the guard above is what
+        // prevents it.
+        let mut config = latency_config();
+        config.hysteresis = 0.0;
+        config.confirmations = 1;
+        config.ewma_weight = 1.0;
+        let mut r = reselector(config);
+        assert!(feed(&mut r, samples).len() > 10);
+    }
+
+    #[test]
+    fn server_load_pushes_work_to_the_phone() {
+        let mut r = reselector(latency_config());
+        assert_eq!(r.current(), "E");
+        let mut changes = Vec::new();
+        for _ in 0..5 {
+            let d = r
+                .observe(Observation::ServerLoad { tc_scale: 10.0 })
+                .unwrap();
+            if d.changed {
+                changes.push(d.chosen);
+            }
+        }
+        // E: 1 + 20 + 0.85 ms; L: 6 + 5 + 0.08 ms; mobile-only: 20 ms.
+        assert_eq!(changes, ["L"]);
+        // A reported service time for L makes the phone do everything.
+        for _ in 0..3 {
+            r.observe(Observation::ServiceTime {
+                candidate: "L".into(),
+                tc_ms: 30.0,
+            })
+            .unwrap();
+        }
+        assert_eq!(r.current(), "mobile-only");
+    }
+
+    #[test]
+    fn unreachable_server_forces_mobile_only_until_it_answers() {
+        let mut r = reselector(latency_config());
+        let d = r.observe(Observation::ServerUnreachable).unwrap();
+        assert_eq!(
+            d,
+            Decision {
+                chosen: "mobile-only".into(),
+                changed: true
+            }
+        );
+        assert!(!r.observe(Observation::ServerUnreachable).unwrap().changed);
+        assert!(
+            feed(&mut r, [1.1; 30]).is_empty(),
+            "no split while the server is away"
+        );
+        let d = r.observe(Observation::ServerReachable).unwrap();
+        // Bandwidth fell meanwhile: back to splitting, at the split that now wins.
+        assert_eq!(
+            d,
+            Decision {
+                chosen: "L".into(),
+                changed: true
+            }
+        );
+        assert!(!r.observe(Observation::ServerReachable).unwrap().changed);
+    }
+
+    #[test]
+    fn bad_observations_and_configs_are_rejected() {
+        let mut r = reselector(latency_config());
+        let before = r.uplink_mbps();
+        assert!(r.observe(Observation::Uplink { mbps: 0.0 }).is_err());
+        assert!(r.observe(Observation::Uplink { mbps: f64::NAN }).is_err());
+        assert!(
+            r.observe(Observation::ServerLoad { tc_scale: -1.0 })
+                .is_err()
+        );
+        assert!(matches!(
+            r.observe(Observation::ServiceTime {
+                candidate: "nope".into(),
+                tc_ms: 1.0
+            }),
+            Err(Error::UnknownCandidate(_))
+        ));
+        assert!((r.uplink_mbps() - before).abs() < 1e-12);
+
+        let mut config = latency_config();
+        config.hysteresis = 1.0;
+        assert!(Reselector::new(costs(), NetworkPreset::WiFi.network(), config).is_err());
+        let mut config = latency_config();
+        config.confirmations = 0;
+        assert!(Reselector::new(costs(), NetworkPreset::WiFi.network(), config).is_err());
+        let no_fallback: Vec<_> = costs()
+            .into_iter()
+            .filter(|c| c.kind != CandidateKind::MobileOnly)
+            .collect();
+        assert!(matches!(
+            Reselector::new(no_fallback, NetworkPreset::WiFi.network(), latency_config()),
+            Err(Error::NoMobileOnly)
+        ));
+    }
+}
