@@ -1,0 +1,604 @@
+//! The phone half as a gRPC client (paper §3.1, §3.4): runs the head, sends the frame, gets the
+//! top-k back; chooses the split per request (fixed, or through a [`SplitPolicy`]); answers from
+//! the phone alone while the server is unreachable or overloaded, and returns to splitting once
+//! a periodic probe finds it healthy again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Request, Status};
+
+use crate::error::{Error, Result};
+use crate::model::{ClassScore, Image, PhoneHalf, top_k};
+use crate::pacer::UplinkPacer;
+use crate::policy::{Choice, Observation, SplitLoad, SplitPolicy};
+use crate::proto::bottle_net_client::BottleNetClient;
+use crate::proto::{InferImageRequest, InferReply, InferRequest, StatusReply, StatusRequest};
+
+/// How the client picks the path of each request.
+pub enum SplitMode {
+    /// Always this split point.
+    Fixed(String),
+    CloudOnly,
+    MobileOnly,
+    /// Ask the policy before every request (paper §3.4 run-time re-selection).
+    Auto(Box<dyn SplitPolicy>),
+}
+
+impl std::fmt::Debug for SplitMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SplitMode::Fixed(s) => f.debug_tuple("Fixed").field(s).finish(),
+            SplitMode::CloudOnly => f.write_str("CloudOnly"),
+            SplitMode::MobileOnly => f.write_str("MobileOnly"),
+            SplitMode::Auto(_) => f.write_str("Auto(..)"),
+        }
+    }
+}
+
+/// TLS towards the server: a private CA (PEM) and/or the name to check the certificate for.
+/// Without a CA the system's roots are used.
+#[derive(Clone, Debug, Default)]
+pub struct ClientTls {
+    pub ca_pem: Option<Vec<u8>>,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ClientOptions {
+    pub mode: SplitMode,
+    /// Classes returned per answer.
+    pub top_k: u32,
+    /// Deadline of each request (sent to the server as `grpc-timeout`, enforced here too).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub token: Option<String>,
+    /// TLS; also implied by an `https://` URL.
+    pub tls: Option<ClientTls>,
+    /// While the server is unreachable, probe it after this many requests…
+    pub probe_every: u32,
+    /// …or after this long, whichever comes first (paper §3.4: "periodically pinging the server").
+    pub probe_interval: Duration,
+    /// JPEG quality of the input image on the cloud-only path.
+    pub jpeg_quality: u8,
+    /// Emulated uplink; `None` sends at the real link's speed.
+    pub pacer: Option<Arc<UplinkPacer>>,
+}
+
+impl ClientOptions {
+    pub fn new(mode: SplitMode) -> Self {
+        ClientOptions {
+            mode,
+            top_k: 5,
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            token: None,
+            tls: None,
+            probe_every: 16,
+            probe_interval: Duration::from_millis(500),
+            jpeg_quality: 90,
+            pacer: None,
+        }
+    }
+}
+
+/// The answer to one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub request_id: u64,
+    pub top_k: Vec<ClassScore>,
+    /// The path that produced this answer.
+    pub served_by: Choice,
+    /// True when the chosen server path failed and the phone answered alone.
+    pub fell_back: bool,
+    /// Phone compute (ms): head + reduction + encode, and the whole network when it answered.
+    pub tm_ms: f64,
+    /// Measured upload time (ms): pacing plus the round trip less the server's own time.
+    pub upload_ms: f64,
+    /// Server-reported queue + decode + tail time (ms).
+    pub tc_ms: f64,
+    /// Wall time of the whole request (ms).
+    pub total_ms: f64,
+    /// Payload bytes sent up by the path that answered (0 when the phone answered).
+    pub bytes: usize,
+    /// Size of the server batch this request ran in (0 when the phone answered).
+    pub batch_size: u32,
+}
+
+/// Adds `authorization: Bearer <token>` when a token is set.
+#[derive(Clone, Debug)]
+struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> std::result::Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Rpc = BottleNetClient<InterceptedService<Channel, BearerToken>>;
+type SharedPolicy = Arc<Mutex<Box<dyn SplitPolicy>>>;
+
+enum Mode {
+    Fixed(Choice),
+    Auto(SharedPolicy),
+}
+
+/// What the client believes about the server.
+#[derive(Debug)]
+struct Link {
+    up: bool,
+    requests_since_probe: u32,
+    last_probe: Instant,
+    probing: bool,
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Status codes after which the phone answers alone: the server is down, overloaded, too slow,
+/// or the connection broke. Other codes (bad frame, unknown split, bad token…) are
+/// configuration errors that a retry would not fix, so they are returned.
+fn server_unusable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::ResourceExhausted
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::Aborted
+            | Code::Internal
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A connection to one server for one model; cheap to share (`&self` everywhere).
+pub struct Client {
+    rpc: Rpc,
+    phone: Arc<dyn PhoneHalf>,
+    model: String,
+    mode: Mode,
+    top_k: u32,
+    timeout: Duration,
+    probe_every: u32,
+    probe_interval: Duration,
+    jpeg_quality: u8,
+    pacer: Option<Arc<UplinkPacer>>,
+    link: Arc<Mutex<Link>>,
+    server_splits: Mutex<Option<Vec<String>>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("model", &self.model).field("link", &*lock(&self.link)).finish_non_exhaustive()
+    }
+}
+
+/// Failure of the server path of one request.
+enum RemoteFailure {
+    /// The server could not serve it: answer from the phone.
+    Fallback { tm_ms: f64, status: Status },
+    Fatal(Error),
+}
+
+impl From<Error> for RemoteFailure {
+    fn from(e: Error) -> Self {
+        RemoteFailure::Fatal(e)
+    }
+}
+
+impl Client {
+    /// Opens a (lazy) channel to `url` and probes the server once. An unreachable server is not
+    /// an error: the client starts mobile-only and keeps probing. A reachable server that does
+    /// not serve the phone's model, or a fixed split it lacks, is.
+    pub async fn connect(url: &str, phone: Arc<dyn PhoneHalf>, options: ClientOptions) -> Result<Client> {
+        let mut endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| Error::Config(format!("bad server URL `{url}`: {e}")))?
+            .connect_timeout(options.connect_timeout)
+            .tcp_nodelay(true);
+        if options.tls.is_some() || url.starts_with("https://") {
+            let tls = options.tls.clone().unwrap_or_default();
+            let mut cfg = ClientTlsConfig::new();
+            cfg = match &tls.ca_pem {
+                Some(ca) => cfg.ca_certificate(Certificate::from_pem(ca)),
+                None => cfg.with_native_roots(),
+            };
+            if let Some(domain) = &tls.domain {
+                cfg = cfg.domain_name(domain.clone());
+            }
+            endpoint = endpoint.tls_config(cfg)?;
+        }
+        let token = match &options.token {
+            Some(t) => Some(
+                MetadataValue::try_from(format!("Bearer {t}"))
+                    .map_err(|_| Error::Config("token must be printable ASCII".into()))?,
+            ),
+            None => None,
+        };
+        let rpc = BottleNetClient::with_interceptor(endpoint.connect_lazy(), BearerToken(token));
+
+        let model = phone.model_name().to_string();
+        let phone_splits = phone.splits();
+        let mode = match options.mode {
+            SplitMode::Fixed(split) => {
+                if !phone_splits.contains(&split) {
+                    return Err(Error::UnknownSplit { model, split });
+                }
+                Mode::Fixed(Choice::Split(split))
+            }
+            SplitMode::CloudOnly => Mode::Fixed(Choice::CloudOnly),
+            SplitMode::MobileOnly => Mode::Fixed(Choice::MobileOnly),
+            SplitMode::Auto(policy) => Mode::Auto(Arc::new(Mutex::new(policy))),
+        };
+        if options.top_k == 0 {
+            return Err(Error::Config("top_k must be at least 1".into()));
+        }
+        let client = Client {
+            rpc,
+            phone,
+            model,
+            mode,
+            top_k: options.top_k,
+            timeout: options.timeout,
+            probe_every: options.probe_every.max(1),
+            probe_interval: options.probe_interval,
+            jpeg_quality: options.jpeg_quality,
+            pacer: options.pacer,
+            link: Arc::new(Mutex::new(Link { up: false, requests_since_probe: 0, last_probe: Instant::now(), probing: false })),
+            server_splits: Mutex::new(None),
+            next_id: AtomicU64::new(1),
+        };
+        if !matches!(client.mode, Mode::Fixed(Choice::MobileOnly))
+            && let Ok(status) = client.probe_once().await
+        {
+            let splits = served_splits(&status, &client.model)
+                .ok_or_else(|| Error::UnknownModel(client.model.clone()))?;
+            if let Mode::Fixed(Choice::Split(split)) = &client.mode
+                && !splits.contains(split)
+            {
+                return Err(Error::UnknownSplit { model: client.model.clone(), split: split.clone() });
+            }
+            *lock(&client.server_splits) = Some(splits);
+        }
+        Ok(client)
+    }
+
+    /// The paths an `Auto` policy may choose from: the splits both the phone and the server hold
+    /// (the phone's alone while the server was never reached), then cloud-only and mobile-only.
+    pub fn candidates(&self) -> Vec<Choice> {
+        let server = lock(&self.server_splits).clone();
+        let mut out: Vec<Choice> = self
+            .phone
+            .splits()
+            .into_iter()
+            .filter(|s| server.as_ref().is_none_or(|srv| srv.contains(s)))
+            .map(Choice::Split)
+            .collect();
+        out.push(Choice::CloudOnly);
+        out.push(Choice::MobileOnly);
+        out
+    }
+
+    /// Whether the client currently believes the server usable.
+    pub fn server_up(&self) -> bool {
+        lock(&self.link).up
+    }
+
+    /// Asks the server for its status (models, splits, load).
+    pub async fn server_status(&self) -> Result<StatusReply> {
+        let mut req = Request::new(StatusRequest {});
+        req.set_timeout(self.timeout);
+        let reply = tokio::time::timeout(self.timeout, self.rpc.clone().status(req))
+            .await
+            .map_err(|_| Error::Rpc(Status::deadline_exceeded("status probe timed out")))??;
+        Ok(reply.into_inner())
+    }
+
+    /// One probe: marks the link up when the server answers, serves the model and has room in
+    /// its queue, down otherwise; tells the policy either way.
+    async fn probe_once(&self) -> Result<StatusReply> {
+        probe(&self.rpc, &self.model, self.timeout, &self.link, self.policy()).await
+    }
+
+    fn policy(&self) -> Option<SharedPolicy> {
+        match &self.mode {
+            Mode::Auto(p) => Some(Arc::clone(p)),
+            Mode::Fixed(_) => None,
+        }
+    }
+
+    fn observe(&self, obs: &Observation) {
+        if let Some(p) = self.policy() {
+            lock(&p).observe(obs);
+        }
+    }
+
+    /// The path of the next request; mobile-only while the server is down, in which case a
+    /// background probe is started every `probe_every` requests or `probe_interval`.
+    fn decide(&self) -> Choice {
+        if let Mode::Fixed(Choice::MobileOnly) = self.mode {
+            return Choice::MobileOnly;
+        }
+        {
+            let mut link = lock(&self.link);
+            if !link.up {
+                link.requests_since_probe += 1;
+                let due = link.requests_since_probe >= self.probe_every || link.last_probe.elapsed() >= self.probe_interval;
+                if due && !link.probing {
+                    link.probing = true;
+                    link.requests_since_probe = 0;
+                    link.last_probe = Instant::now();
+                    let (rpc, model, timeout, link2, policy) =
+                        (self.rpc.clone(), self.model.clone(), self.timeout, Arc::clone(&self.link), self.policy());
+                    tokio::spawn(async move {
+                        let _ = probe(&rpc, &model, timeout, &link2, policy).await;
+                    });
+                }
+                return Choice::MobileOnly;
+            }
+        }
+        match &self.mode {
+            Mode::Fixed(c) => c.clone(),
+            Mode::Auto(p) => lock(p).choose(),
+        }
+    }
+
+    fn mark_down(&self) {
+        let mut link = lock(&self.link);
+        if link.up {
+            link.up = false;
+            link.requests_since_probe = 0;
+            link.last_probe = Instant::now();
+        }
+    }
+
+    /// Classifies one image. Every image gets an answer while the phone half works: when the
+    /// server path fails with an availability error the phone answers alone.
+    pub async fn infer(&self, image: &Image) -> Result<Answer> {
+        let start = Instant::now();
+        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let image = Arc::new(image.clone());
+        let choice = self.decide();
+        if !choice.uses_server() {
+            let answer = self.on_phone(&image, start, request_id, false, 0.0).await?;
+            let reachable = lock(&self.link).up;
+            self.observe(&Observation {
+                served_by: Some(Choice::MobileOnly),
+                reachable,
+                tm_ms: Some(answer.tm_ms),
+                ..Observation::default()
+            });
+            return Ok(answer);
+        }
+        match self.remote(&choice, &image, start, request_id).await {
+            Ok((answer, obs)) => {
+                self.observe(&obs);
+                Ok(answer)
+            }
+            Err(RemoteFailure::Fallback { tm_ms, status }) => {
+                tracing::debug!(code = ?status.code(), message = status.message(), "server path failed; answering on the phone");
+                self.mark_down();
+                let answer = self.on_phone(&image, start, request_id, true, tm_ms).await?;
+                self.observe(&Observation {
+                    served_by: Some(Choice::MobileOnly),
+                    reachable: false,
+                    tm_ms: Some(answer.tm_ms),
+                    ..Observation::default()
+                });
+                Ok(answer)
+            }
+            Err(RemoteFailure::Fatal(e)) => Err(e),
+        }
+    }
+
+    /// The whole network on the phone; `spent_ms` is phone time already spent on a failed path.
+    async fn on_phone(&self, image: &Arc<Image>, start: Instant, request_id: u64, fell_back: bool, spent_ms: f64) -> Result<Answer> {
+        let phone = Arc::clone(&self.phone);
+        let img = Arc::clone(image);
+        let t0 = Instant::now();
+        let logits = tokio::task::spawn_blocking(move || phone.full(&img))
+            .await
+            .map_err(|e| Error::Model(format!("phone model task failed: {e}")))??;
+        let tm_ms = spent_ms + ms(t0.elapsed());
+        Ok(Answer {
+            request_id,
+            top_k: top_k(&logits, self.top_k as usize, self.phone.class_names()),
+            served_by: Choice::MobileOnly,
+            fell_back,
+            tm_ms,
+            upload_ms: 0.0,
+            tc_ms: 0.0,
+            total_ms: ms(start.elapsed()),
+            bytes: 0,
+            batch_size: 0,
+        })
+    }
+
+    /// Head (or JPEG) on the phone, upload, tail on the server.
+    async fn remote(
+        &self,
+        choice: &Choice,
+        image: &Arc<Image>,
+        start: Instant,
+        request_id: u64,
+    ) -> std::result::Result<(Answer, Observation), RemoteFailure> {
+        let phone = Arc::clone(&self.phone);
+        let img = Arc::clone(image);
+        let path = choice.clone();
+        let quality = self.jpeg_quality;
+        let t0 = Instant::now();
+        let payload = tokio::task::spawn_blocking(move || match &path {
+            Choice::Split(split) => phone.encode(split, &img),
+            Choice::CloudOnly => phone.jpeg_input(&img, quality),
+            Choice::MobileOnly => Err(Error::InvalidArgument("mobile-only has no payload".into())),
+        })
+        .await
+        .map_err(|e| Error::Model(format!("phone model task failed: {e}")))??;
+        let tm_ms = ms(t0.elapsed());
+        let bytes = payload.len();
+        let paced = match &self.pacer {
+            Some(p) => p.send(bytes).await,
+            None => Duration::ZERO,
+        };
+
+        let sent = Instant::now();
+        let mut rpc = self.rpc.clone();
+        let call = async {
+            match choice {
+                Choice::Split(split) => {
+                    let mut req = Request::new(InferRequest {
+                        model: self.model.clone(),
+                        split: split.clone(),
+                        frame: payload,
+                        request_id,
+                        top_k: self.top_k,
+                    });
+                    req.set_timeout(self.timeout);
+                    rpc.infer(req).await
+                }
+                _ => {
+                    let mut req = Request::new(InferImageRequest {
+                        model: self.model.clone(),
+                        jpeg: payload,
+                        request_id,
+                        top_k: self.top_k,
+                    });
+                    req.set_timeout(self.timeout);
+                    rpc.infer_image(req).await
+                }
+            }
+        };
+        // The server honours the deadline too; this bounds a silent (black-holed) link.
+        let result = tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer within the request timeout")));
+        let rtt = sent.elapsed();
+        let reply: InferReply = match result {
+            Ok(r) => r.into_inner(),
+            Err(status) if server_unusable(status.code()) => return Err(RemoteFailure::Fallback { tm_ms, status }),
+            Err(status) => return Err(RemoteFailure::Fatal(Error::Rpc(status))),
+        };
+        if reply.request_id != request_id {
+            return Err(RemoteFailure::Fatal(Error::Model(format!(
+                "server answered request {} for request {request_id}",
+                reply.request_id
+            ))));
+        }
+        let server = Duration::from_micros(reply.queue_us.saturating_add(reply.service_us));
+        let upload = paced + rtt.saturating_sub(server);
+        let upload_ms = ms(upload);
+        let tc_ms = ms(server);
+        let top = reply
+            .top_k
+            .iter()
+            .map(|c| ClassScore { index: c.index as usize, label: c.label.clone(), score: c.score })
+            .collect();
+        let answer = Answer {
+            request_id,
+            top_k: top,
+            served_by: choice.clone(),
+            fell_back: false,
+            tm_ms,
+            upload_ms,
+            tc_ms,
+            total_ms: ms(start.elapsed()),
+            bytes,
+            batch_size: reply.batch_size,
+        };
+        let load = reply.load.unwrap_or_default();
+        let obs = Observation {
+            served_by: Some(choice.clone()),
+            reachable: true,
+            bytes,
+            tm_ms: Some(tm_ms),
+            upload_ms: Some(upload_ms),
+            uplink_mbps: (upload_ms > 0.0).then(|| 8.0 * bytes as f64 / (upload_ms * 1e3)),
+            tc_ms: Some(tc_ms),
+            queue_depth: Some(load.queue_depth),
+            loads: vec![SplitLoad {
+                split: choice.name().to_string(),
+                service_ms: load.smoothed_service_us as f64 / 1e3,
+                queue_ms: load.smoothed_queue_us as f64 / 1e3,
+            }],
+        };
+        Ok((answer, obs))
+    }
+}
+
+/// The splits a status reply says the server holds for `model` (cloud-only excluded).
+fn served_splits(status: &StatusReply, model: &str) -> Option<Vec<String>> {
+    let m = status.models.iter().find(|m| m.model == model)?;
+    Some(m.splits.iter().map(|s| s.split.clone()).filter(|s| s != crate::model::CLOUD_ONLY).collect())
+}
+
+async fn probe(
+    rpc: &Rpc,
+    model: &str,
+    timeout: Duration,
+    link: &Mutex<Link>,
+    policy: Option<SharedPolicy>,
+) -> Result<StatusReply> {
+    let mut req = Request::new(StatusRequest {});
+    req.set_timeout(timeout);
+    let result = tokio::time::timeout(timeout, rpc.clone().status(req))
+        .await
+        .unwrap_or_else(|_| Err(Status::deadline_exceeded("status probe timed out")))
+        .map(tonic::Response::into_inner);
+    let healthy = result
+        .as_ref()
+        .is_ok_and(|s| s.queue_depth < s.max_queue && s.models.iter().any(|m| m.model == model));
+    {
+        let mut l = lock(link);
+        l.up = healthy;
+        l.probing = false;
+        l.last_probe = Instant::now();
+        l.requests_since_probe = 0;
+    }
+    if let Some(p) = policy {
+        let mut obs = Observation { reachable: healthy, ..Observation::default() };
+        if let Ok(status) = &result {
+            obs.queue_depth = Some(status.queue_depth);
+            if let Some(m) = status.models.iter().find(|m| m.model == model) {
+                obs.loads = m
+                    .splits
+                    .iter()
+                    .filter(|s| s.served > 0)
+                    .map(|s| SplitLoad {
+                        split: s.split.clone(),
+                        service_ms: s.smoothed_service_us as f64 / 1e3,
+                        queue_ms: s.smoothed_queue_us as f64 / 1e3,
+                    })
+                    .collect();
+            }
+        }
+        lock(&p).observe(&obs);
+    }
+    Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn availability_errors_fall_back_configuration_errors_do_not() {
+        for code in [Code::Unavailable, Code::ResourceExhausted, Code::DeadlineExceeded, Code::Cancelled] {
+            assert!(server_unusable(code), "{code:?}");
+        }
+        for code in [Code::InvalidArgument, Code::NotFound, Code::Unauthenticated, Code::Unimplemented] {
+            assert!(!server_unusable(code), "{code:?}");
+        }
+    }
+}

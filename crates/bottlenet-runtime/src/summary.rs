@@ -1,0 +1,136 @@
+//! A run's summary on the phone side: accuracy, bytes sent, latency percentiles and which path
+//! served how many requests.
+
+use std::collections::BTreeMap;
+
+use crate::client::Answer;
+
+/// Accumulates answers; [`report`](Self::report) turns them into figures.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    latencies_ms: Vec<f64>,
+    bytes: Vec<usize>,
+    labelled: usize,
+    correct: usize,
+    fallbacks: usize,
+    by_path: BTreeMap<String, usize>,
+}
+
+/// The figures of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryReport {
+    pub requests: usize,
+    /// Top-1 accuracy over the answers whose label was known.
+    pub accuracy: Option<f64>,
+    pub total_bytes: usize,
+    pub mean_bytes: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Answers that came from the phone because the server path failed.
+    pub fallbacks: usize,
+    /// Requests served per path name (`rb1`, `cloud-only`, `mobile-only`, …).
+    pub by_path: BTreeMap<String, usize>,
+}
+
+/// Nearest-rank percentile of `sorted` (ascending), `q` in [0, 1]; NaN when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Summary {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one answer; `label` is the true class index when known.
+    pub fn record(&mut self, answer: &Answer, label: Option<usize>) {
+        self.latencies_ms.push(answer.total_ms);
+        self.bytes.push(answer.bytes);
+        if let Some(label) = label {
+            self.labelled += 1;
+            if answer.top_k.first().is_some_and(|c| c.index == label) {
+                self.correct += 1;
+            }
+        }
+        if answer.fell_back {
+            self.fallbacks += 1;
+        }
+        *self.by_path.entry(answer.served_by.name().to_string()).or_default() += 1;
+    }
+
+    pub fn report(&self) -> SummaryReport {
+        let mut sorted = self.latencies_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let total_bytes: usize = self.bytes.iter().sum();
+        let n = self.latencies_ms.len();
+        SummaryReport {
+            requests: n,
+            accuracy: (self.labelled > 0).then(|| self.correct as f64 / self.labelled as f64),
+            total_bytes,
+            mean_bytes: if n == 0 { 0.0 } else { total_bytes as f64 / n as f64 },
+            p50_ms: percentile(&sorted, 0.50),
+            p95_ms: percentile(&sorted, 0.95),
+            p99_ms: percentile(&sorted, 0.99),
+            max_ms: sorted.last().copied().unwrap_or(f64::NAN),
+            fallbacks: self.fallbacks,
+            by_path: self.by_path.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ClassScore;
+    use crate::policy::Choice;
+
+    fn answer(ms: f64, top: usize, bytes: usize, served_by: Choice, fell_back: bool) -> Answer {
+        Answer {
+            request_id: 0,
+            top_k: vec![ClassScore { index: top, label: top.to_string(), score: 1.0 }],
+            served_by,
+            fell_back,
+            tm_ms: 0.0,
+            upload_ms: 0.0,
+            tc_ms: 0.0,
+            total_ms: ms,
+            bytes,
+            batch_size: 1,
+        }
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert_eq!(percentile(&[3.0], 0.0), 3.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn counts_accuracy_bytes_and_paths() {
+        let mut s = Summary::new();
+        s.record(&answer(1.0, 3, 100, Choice::Split("rb1".into()), false), Some(3));
+        s.record(&answer(2.0, 4, 0, Choice::MobileOnly, true), Some(5));
+        s.record(&answer(3.0, 4, 300, Choice::CloudOnly, false), None);
+        let r = s.report();
+        assert_eq!(r.requests, 3);
+        assert_eq!(r.accuracy, Some(0.5));
+        assert_eq!(r.total_bytes, 400);
+        assert!((r.mean_bytes - 400.0 / 3.0).abs() < 1e-9);
+        assert_eq!(r.p50_ms, 2.0);
+        assert_eq!(r.max_ms, 3.0);
+        assert_eq!(r.fallbacks, 1);
+        assert_eq!(r.by_path.get("rb1"), Some(&1));
+        assert_eq!(r.by_path.get("mobile-only"), Some(&1));
+        assert_eq!(r.by_path.get("cloud-only"), Some(&1));
+    }
+}
