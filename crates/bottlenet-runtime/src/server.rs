@@ -132,7 +132,7 @@ struct ReceivedAt(Instant);
 
 /// Our handler gives up this much before the client's deadline so that it, not tonic's
 /// transport timer (which would say CANCELLED), answers DEADLINE_EXCEEDED.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
 
 /// Parses a `grpc-timeout` header value (gRPC over HTTP/2: up to 8 digits and a unit).
 pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
