@@ -28,6 +28,6 @@ pub use client::{Answer, Client, ClientOptions, ClientTls, SplitMode};
 pub use error::{Error, Result};
 pub use model::{CLOUD_ONLY, ClassScore, CloudHalf, Image, MOBILE_ONLY, PhoneHalf, top_k};
 pub use pacer::UplinkPacer;
-pub use policy::{Choice, ObservedLatency, Observation, SplitLoad, SplitPolicy};
+pub use policy::{Algorithm1, Choice, ObservedLatency, Observation, SplitLoad, SplitPolicy};
 pub use server::{Server, ServerConfig, TlsIdentity};
 pub use summary::{Summary, SummaryReport, percentile};

@@ -1,10 +1,14 @@
 //! The hook through which the phone re-selects its split at run time (paper §3.4): the client
 //! asks a [`SplitPolicy`] what to do for each request and tells it what every request and every
-//! server probe showed. `bottlenet-partition`'s Algorithm 1 re-selector plugs in here; this
-//! module also carries a small policy built on measurements alone, [`ObservedLatency`].
+//! server probe showed. Two policies come with it: [`Algorithm1`], which drives
+//! `bottlenet-partition`'s [`Reselector`] (profiled costs, Algorithm 1 selection with
+//! hysteresis), and [`ObservedLatency`], built on measurements alone.
 
 use std::collections::HashMap;
 use std::fmt;
+
+use bottlenet_partition::reselect::Observation as Seen;
+use bottlenet_partition::{Decision, Reselector};
 
 use crate::model::{CLOUD_ONLY, MOBILE_ONLY};
 
@@ -91,6 +95,66 @@ pub struct Observation {
 pub trait SplitPolicy: Send {
     fn choose(&mut self) -> Choice;
     fn observe(&mut self, observation: &Observation);
+}
+
+/// The paper's policy: Algorithm 1's selection phase over profiled costs, re-run at run time
+/// from the measured uplink throughput, the server's reported service times and its
+/// reachability, with `bottlenet-partition`'s hysteresis. Candidate names are the runtime's
+/// (`rb1`, `cloud-only`, `mobile-only`).
+#[derive(Debug, Clone)]
+pub struct Algorithm1 {
+    reselector: Reselector,
+    last: Option<Decision>,
+}
+
+impl Algorithm1 {
+    pub fn new(reselector: Reselector) -> Self {
+        Algorithm1 { reselector, last: None }
+    }
+
+    pub fn reselector(&self) -> &Reselector {
+        &self.reselector
+    }
+
+    /// The re-selector's decision after the latest observation.
+    pub fn last_decision(&self) -> Option<&Decision> {
+        self.last.as_ref()
+    }
+
+    fn feed(&mut self, seen: Seen) {
+        match self.reselector.observe(seen) {
+            Ok(decision) => {
+                if decision.changed {
+                    tracing::info!(chosen = %decision.chosen, "split re-selected");
+                }
+                self.last = Some(decision);
+            }
+            // A load report for a split the cost table does not hold, or a degenerate sample:
+            // nothing to learn from it.
+            Err(err) => tracing::debug!(%err, "observation ignored"),
+        }
+    }
+}
+
+impl SplitPolicy for Algorithm1 {
+    fn choose(&mut self) -> Choice {
+        Choice::from_name(self.reselector.current())
+    }
+
+    fn observe(&mut self, obs: &Observation) {
+        if obs.reachable != self.reselector.server_reachable() {
+            self.feed(if obs.reachable { Seen::ServerReachable } else { Seen::ServerUnreachable });
+        }
+        if let Some(mbps) = obs.uplink_mbps.filter(|m| m.is_finite() && *m > 0.0) {
+            self.feed(Seen::Uplink { mbps });
+        }
+        for load in &obs.loads {
+            let tc_ms = load.service_ms + load.queue_ms;
+            if tc_ms.is_finite() && tc_ms > 0.0 {
+                self.feed(Seen::ServiceTime { candidate: load.split.clone(), tc_ms });
+            }
+        }
+    }
 }
 
 /// A policy driven by measurements only: it estimates each candidate's end-to-end latency as
@@ -215,6 +279,46 @@ mod tests {
             queue_depth: Some(0),
             loads: vec![],
         }
+    }
+
+    fn paper_costs() -> Vec<bottlenet_partition::CandidateCosts> {
+        use bottlenet_partition::{CandidateCosts, CandidateKind};
+        // Paper Tables 4–5 (3G): RB1 316 B, cloud-only 26,766 B, mobile-only 15.7 ms.
+        vec![
+            CandidateCosts { name: "rb1".into(), kind: CandidateKind::Split { index: 1 }, tm_ms: 0.8, tc_ms: 0.1, bytes: 316.0, accuracy: 74.1 },
+            CandidateCosts { name: CLOUD_ONLY.into(), kind: CandidateKind::CloudOnly, tm_ms: 0.0, tc_ms: 1.0, bytes: 26_766.0, accuracy: 76.1 },
+            CandidateCosts { name: MOBILE_ONLY.into(), kind: CandidateKind::MobileOnly, tm_ms: 15.7, tc_ms: 0.0, bytes: 0.0, accuracy: 76.1 },
+        ]
+    }
+
+    #[test]
+    fn algorithm1_follows_reachability_and_server_load() {
+        use bottlenet_partition::{NetworkPreset, ReselectConfig, Target};
+        let config = ReselectConfig::new(Target::Latency, 1.3, 76.1, 2.0);
+        let reselector = Reselector::new(paper_costs(), NetworkPreset::ThreeG.network(), config).expect("reselector");
+        let mut p = Algorithm1::new(reselector);
+        assert_eq!(p.choose(), Choice::Split("rb1".into()));
+        p.observe(&Observation { reachable: false, ..Default::default() });
+        assert_eq!(p.choose(), Choice::MobileOnly);
+        p.observe(&Observation { reachable: true, ..Default::default() });
+        assert_eq!(p.choose(), Choice::Split("rb1".into()));
+        // The server reports RB1's tail taking 40 ms: mobile-only (15.7 ms) wins once confirmed.
+        let loaded = Observation {
+            reachable: true,
+            loads: vec![SplitLoad { split: "rb1".into(), service_ms: 30.0, queue_ms: 10.0 }],
+            ..Default::default()
+        };
+        for _ in 0..ReselectConfig::DEFAULT_CONFIRMATIONS {
+            p.observe(&loaded);
+        }
+        assert_eq!(p.choose(), Choice::MobileOnly);
+        // Unknown splits in a report are ignored, not fatal.
+        p.observe(&Observation {
+            reachable: true,
+            loads: vec![SplitLoad { split: "rb9".into(), service_ms: 1.0, queue_ms: 0.0 }],
+            ..Default::default()
+        });
+        assert_eq!(p.choose(), Choice::MobileOnly);
     }
 
     #[test]
