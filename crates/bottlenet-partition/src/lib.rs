@@ -33,6 +33,7 @@ pub mod network;
 pub mod profile;
 pub mod reselect;
 pub mod results;
+pub mod search;
 pub mod select;
 
 pub use candidates::{CLOUD_ONLY, CandidateCosts, CandidateKind, MOBILE_ONLY};
@@ -42,5 +43,10 @@ pub use profile::{PROFILE_FORMAT, Profile, ProfileEntry, Role};
 pub use reselect::{Decision, Observation, ReselectConfig, Reselector};
 pub use results::{
     CloudOnlyResult, MobileOnlyResult, RESULTS_FORMAT, SplitResult, TrainingResults,
+};
+pub use search::{
+    Budget, Measurement, MergeOutcome, RecordFile, SearchConfig, SearchMode, SearchRecord,
+    SearchSpec, Shard, Splits, UnmetSplit, append_record, finished_ids, merge, merge_records,
+    read_records, remaining, shard, split_name,
 };
 pub use select::{ACCURACY_EPSILON, RankedCandidate, Selection, Target, evaluate, select};
