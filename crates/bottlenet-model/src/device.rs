@@ -1,0 +1,87 @@
+//! Which compute device runs the model: pure-Rust CPU (`flex`, the default) or, when this crate is
+//! built with the `cuda` / `wgpu` feature, a GPU.
+
+use crate::error::{Error, Result};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A compute device named on the command line or in a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// burn's multithreaded pure-Rust CPU backend.
+    #[default]
+    Flex,
+    /// The first CUDA GPU (needs the `cuda` feature).
+    Cuda,
+    /// The default wgpu adapter (needs the `wgpu` feature).
+    Wgpu,
+}
+
+impl DeviceChoice {
+    /// Every choice, in the order `--device` lists them.
+    pub const ALL: [DeviceChoice; 3] = [DeviceChoice::Flex, DeviceChoice::Cuda, DeviceChoice::Wgpu];
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Flex => "flex",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Wgpu => "wgpu",
+        }
+    }
+
+    /// Whether this build can create the device.
+    pub fn is_available(self) -> bool {
+        match self {
+            DeviceChoice::Flex => true,
+            DeviceChoice::Cuda => cfg!(feature = "cuda"),
+            DeviceChoice::Wgpu => cfg!(feature = "wgpu"),
+        }
+    }
+
+    /// The inference device. Training wraps it: `choice.device()?.autodiff()`.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Flex => Ok(Device::flex()),
+            #[cfg(feature = "cuda")]
+            DeviceChoice::Cuda => Ok(Device::cuda(0)),
+            #[cfg(feature = "wgpu")]
+            DeviceChoice::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::Device(other.name().to_string())),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::Config(format!("unknown device {s:?}; expected one of: flex, cuda, wgpu")))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_flex_is_always_there() {
+        assert_eq!("FLEX".parse::<DeviceChoice>().unwrap(), DeviceChoice::Flex);
+        assert!("tpu".parse::<DeviceChoice>().is_err());
+        assert!(DeviceChoice::Flex.device().is_ok());
+        assert_eq!(DeviceChoice::Cuda.device().is_ok(), cfg!(feature = "cuda"));
+    }
+}

@@ -1,0 +1,28 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use burn::tensor::{Device, Distribution, Tensor};
+
+pub fn device() -> Device {
+    Device::flex()
+}
+
+/// Seeded uniform [0, 1) images.
+pub fn images(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+    device.seed(seed);
+    Tensor::<4>::random(shape, Distribution::Uniform(0.0, 1.0), device)
+}
+
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().expect("f32 data")
+}
+
+pub fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    values(a).iter().zip(values(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Largest absolute value, to size relative tolerances.
+pub fn max_abs<const D: usize>(t: Tensor<D>) -> f32 {
+    values(t).iter().map(|v| v.abs()).fold(0.0, f32::max)
+}
