@@ -76,7 +76,11 @@ pub(crate) struct RouteLoad {
 const EWMA_ALPHA: f64 = 0.2;
 
 fn ewma(old: f64, new: f64, first: bool) -> f64 {
-    if first { new } else { old + EWMA_ALPHA * (new - old) }
+    if first {
+        new
+    } else {
+        old + EWMA_ALPHA * (new - old)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -102,7 +106,9 @@ pub(crate) struct Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("Dispatcher")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,9 +118,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Dispatcher {
-    pub fn start(models: Vec<Arc<dyn CloudHalf>>, config: BatchConfig, metrics: Arc<Metrics>) -> Result<Self> {
+    pub fn start(
+        models: Vec<Arc<dyn CloudHalf>>,
+        config: BatchConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
         if config.max_batch == 0 || config.max_queue == 0 || config.workers == 0 {
-            return Err(Error::Config("max_batch, max_queue and workers must be at least 1".into()));
+            return Err(Error::Config(
+                "max_batch, max_queue and workers must be at least 1".into(),
+            ));
         }
         let inner = Arc::new(Inner {
             queue: Mutex::new(Queue::default()),
@@ -132,7 +144,10 @@ impl Dispatcher {
                 .spawn(move || worker(&inner))?;
             workers.push(handle);
         }
-        Ok(Dispatcher { inner, workers: Mutex::new(workers) })
+        Ok(Dispatcher {
+            inner,
+            workers: Mutex::new(workers),
+        })
     }
 
     /// Queues one request; refuses it at once when the queue is full or closed.
@@ -150,7 +165,12 @@ impl Dispatcher {
         if q.total >= self.inner.config.max_queue {
             return Err(Error::QueueFull(q.total));
         }
-        q.routes.entry(route).or_default().push_back(Job { payload, enqueued: Instant::now(), deadline, reply });
+        q.routes.entry(route).or_default().push_back(Job {
+            payload,
+            enqueued: Instant::now(),
+            deadline,
+            reply,
+        });
         q.total += 1;
         self.inner.metrics.queue_depth.set(gauge(q.total));
         drop(q);
@@ -163,7 +183,10 @@ impl Dispatcher {
     }
 
     pub fn load(&self, route: &Route) -> RouteLoad {
-        lock(&self.inner.load).get(route).copied().unwrap_or_default()
+        lock(&self.inner.load)
+            .get(route)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Stops taking requests; workers drain the queue and exit.
@@ -241,7 +264,13 @@ fn next_batch(inner: &Inner) -> Next {
             return Next::Exit;
         }
         q = match earliest_due {
-            Some(due) => inner.wake.wait_timeout(q, due.saturating_duration_since(now)).unwrap_or_else(PoisonError::into_inner).0,
+            Some(due) => {
+                inner
+                    .wake
+                    .wait_timeout(q, due.saturating_duration_since(now))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
             None => inner.wake.wait(q).unwrap_or_else(PoisonError::into_inner),
         };
     }
@@ -257,7 +286,11 @@ fn take_live(inner: &Inner, q: &mut Queue, route: &Route, now: Instant) -> Vec<(
             let Some(job) = jobs.pop_front() else { break };
             popped += 1;
             if job.reply.is_closed() {
-                inner.metrics.dropped.with_label_values(&["cancelled"]).inc();
+                inner
+                    .metrics
+                    .dropped
+                    .with_label_values(&["cancelled"])
+                    .inc();
             } else if job.deadline.is_some_and(|d| d <= now) {
                 inner.metrics.dropped.with_label_values(&["deadline"]).inc();
                 let _ = job.reply.send(Err(Error::DeadlineExceeded));
@@ -285,7 +318,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs untrusted-input model code, turning a panic into `Error::Model`.
 fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(Error::Model(format!("model panicked: {}", panic_message(&*p)))))
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        Err(Error::Model(format!(
+            "model panicked: {}",
+            panic_message(&*p)
+        )))
+    })
 }
 
 fn decode_one(model: &dyn CloudHalf, route: &Route, payload: &[u8]) -> Result<FeatureTensor> {
@@ -294,10 +332,12 @@ fn decode_one(model: &dyn CloudHalf, route: &Route, payload: &[u8]) -> Result<Fe
     }
     // JPEG⁻¹ + untile + dequantize (paper §2.2), shared with training through the codec crate.
     let tensor = bottlenet_codec::decode(payload)?;
-    let expected = model.feature_shape(&route.split).ok_or_else(|| Error::UnknownSplit {
-        model: model.model_name().to_string(),
-        split: route.split.clone(),
-    })?;
+    let expected = model
+        .feature_shape(&route.split)
+        .ok_or_else(|| Error::UnknownSplit {
+            model: model.model_name().to_string(),
+            split: route.split.clone(),
+        })?;
     if tensor.shape != expected {
         return Err(Error::FrameShape {
             split: route.split.clone(),
@@ -312,9 +352,10 @@ fn decode_one(model: &dyn CloudHalf, route: &Route, payload: &[u8]) -> Result<Fe
 /// gRPC class.
 fn replicate(err: &Error) -> Error {
     match err {
-        Error::Frame(_) | Error::FrameShape { .. } | Error::InvalidImage(_) | Error::InvalidArgument(_) => {
-            Error::InvalidArgument(err.to_string())
-        }
+        Error::Frame(_)
+        | Error::FrameShape { .. }
+        | Error::InvalidImage(_)
+        | Error::InvalidArgument(_) => Error::InvalidArgument(err.to_string()),
         _ => Error::Model(err.to_string()),
     }
 }
@@ -326,7 +367,11 @@ fn run_batch(inner: &Inner, route: &Route, jobs: Vec<(Job, Duration)>) {
     let mut live = Vec::with_capacity(jobs.len());
     let mut inputs = Vec::with_capacity(jobs.len());
     for (job, waited) in jobs {
-        inner.metrics.queue_seconds.with_label_values(&labels).observe(waited.as_secs_f64());
+        inner
+            .metrics
+            .queue_seconds
+            .with_label_values(&labels)
+            .observe(waited.as_secs_f64());
         match guarded(|| decode_one(model, route, &job.payload)) {
             Ok(tensor) => {
                 inputs.push(tensor);
@@ -339,19 +384,35 @@ fn run_batch(inner: &Inner, route: &Route, jobs: Vec<(Job, Duration)>) {
         }
     }
     let decode_time = start.elapsed();
-    inner.metrics.decode_seconds.with_label_values(&labels).observe(decode_time.as_secs_f64());
+    inner
+        .metrics
+        .decode_seconds
+        .with_label_values(&labels)
+        .observe(decode_time.as_secs_f64());
     if live.is_empty() {
         return;
     }
     let tail_start = Instant::now();
     let outcome = guarded(|| {
-        if route.is_image() { model.full(&inputs) } else { model.tail(&route.split, &inputs) }
+        if route.is_image() {
+            model.full(&inputs)
+        } else {
+            model.tail(&route.split, &inputs)
+        }
     });
     let tail_time = tail_start.elapsed();
     let service = start.elapsed();
     let batch_size = live.len();
-    inner.metrics.tail_seconds.with_label_values(&labels).observe(tail_time.as_secs_f64());
-    inner.metrics.batch_size.with_label_values(&labels).observe(batch_size as f64);
+    inner
+        .metrics
+        .tail_seconds
+        .with_label_values(&labels)
+        .observe(tail_time.as_secs_f64());
+    inner
+        .metrics
+        .batch_size
+        .with_label_values(&labels)
+        .observe(batch_size as f64);
 
     {
         let mut load = lock(&inner.load);
@@ -366,11 +427,19 @@ fn run_batch(inner: &Inner, route: &Route, jobs: Vec<(Job, Duration)>) {
     match outcome {
         Ok(logits) if logits.len() == batch_size => {
             for ((job, waited), logits) in live.into_iter().zip(logits) {
-                let _ = job.reply.send(Ok(Served { logits, queue: waited, service, batch_size }));
+                let _ = job.reply.send(Ok(Served {
+                    logits,
+                    queue: waited,
+                    service,
+                    batch_size,
+                }));
             }
         }
         Ok(logits) => {
-            let err = Error::Model(format!("model returned {} outputs for a batch of {batch_size}", logits.len()));
+            let err = Error::Model(format!(
+                "model returned {} outputs for a batch of {batch_size}",
+                logits.len()
+            ));
             for (job, _) in live {
                 let _ = job.reply.send(Err(replicate(&err)));
             }
@@ -411,14 +480,22 @@ mod tests {
         }
         fn tail(&self, _split: &str, features: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
             self.batches.fetch_add(1, Ordering::SeqCst);
-            Ok(features.iter().map(|f| vec![features.len() as f32, f.data[0]]).collect())
+            Ok(features
+                .iter()
+                .map(|f| vec![features.len() as f32, f.data[0]])
+                .collect())
         }
         fn decode_image(&self, jpeg: &[u8]) -> Result<FeatureTensor> {
-            let first = *jpeg.first().ok_or_else(|| Error::InvalidImage("empty".into()))?;
+            let first = *jpeg
+                .first()
+                .ok_or_else(|| Error::InvalidImage("empty".into()))?;
             if first == 0xFF {
                 panic!("poisoned image");
             }
-            Ok(FeatureTensor::new(Shape::new(1, 1, 1), vec![f32::from(first)])?)
+            Ok(FeatureTensor::new(
+                Shape::new(1, 1, 1),
+                vec![f32::from(first)],
+            )?)
         }
         fn full(&self, inputs: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
             self.tail("s", inputs)
@@ -428,20 +505,33 @@ mod tests {
     fn start(max_batch: usize, max_delay_ms: u64, max_queue: usize) -> (Dispatcher, Arc<Echo>) {
         let echo = Arc::new(Echo::default());
         let metrics = Arc::new(Metrics::new().expect("metrics"));
-        let cfg = BatchConfig { max_batch, max_delay: Duration::from_millis(max_delay_ms), max_queue, workers: 1 };
+        let cfg = BatchConfig {
+            max_batch,
+            max_delay: Duration::from_millis(max_delay_ms),
+            max_queue,
+            workers: 1,
+        };
         let models: Vec<Arc<dyn CloudHalf>> = vec![echo.clone()];
-        (Dispatcher::start(models, cfg, metrics).expect("start"), echo)
+        (
+            Dispatcher::start(models, cfg, metrics).expect("start"),
+            echo,
+        )
     }
 
     fn image() -> Route {
-        Route { model: 0, split: CLOUD_ONLY.into() }
+        Route {
+            model: 0,
+            split: CLOUD_ONLY.into(),
+        }
     }
 
     #[test]
     fn requests_queued_together_share_a_batch_and_keep_their_order() {
         // A long delay: the batch starts because it is full, not because of time.
         let (d, echo) = start(4, 60_000, 16);
-        let rxs: Vec<_> = (1..=4u8).map(|i| d.submit(image(), vec![i], None).expect("queued")).collect();
+        let rxs: Vec<_> = (1..=4u8)
+            .map(|i| d.submit(image(), vec![i], None).expect("queued"))
+            .collect();
         for (i, rx) in rxs.into_iter().enumerate() {
             let served = rx.blocking_recv().expect("answered").expect("served");
             assert_eq!(served.batch_size, 4);
@@ -466,12 +556,24 @@ mod tests {
         let (d, _) = start(100, 60_000, 2);
         let _a = d.submit(image(), vec![1], None).expect("queued");
         let _b = d.submit(image(), vec![2], None).expect("queued");
-        assert!(matches!(d.submit(image(), vec![3], None), Err(Error::QueueFull(2))));
+        assert!(matches!(
+            d.submit(image(), vec![3], None),
+            Err(Error::QueueFull(2))
+        ));
         assert_eq!(d.queue_depth(), 2);
         // Closing drains what was queued.
         d.close();
-        assert_eq!(_a.blocking_recv().expect("answered").expect("served").batch_size, 2);
-        assert!(matches!(d.submit(image(), vec![4], None), Err(Error::ShuttingDown)));
+        assert_eq!(
+            _a.blocking_recv()
+                .expect("answered")
+                .expect("served")
+                .batch_size,
+            2
+        );
+        assert!(matches!(
+            d.submit(image(), vec![4], None),
+            Err(Error::ShuttingDown)
+        ));
         d.join();
     }
 
@@ -481,7 +583,10 @@ mod tests {
         let past = Instant::now();
         let rx = d.submit(image(), vec![1], Some(past)).expect("queued");
         d.close();
-        assert!(matches!(rx.blocking_recv().expect("answered"), Err(Error::DeadlineExceeded)));
+        assert!(matches!(
+            rx.blocking_recv().expect("answered"),
+            Err(Error::DeadlineExceeded)
+        ));
         d.join();
         assert_eq!(echo.batches.load(Ordering::SeqCst), 0);
     }
@@ -492,9 +597,21 @@ mod tests {
         let bad = d.submit(image(), vec![], None).expect("queued");
         let panics = d.submit(image(), vec![0xFF], None).expect("queued");
         let good = d.submit(image(), vec![9], None).expect("queued");
-        assert!(matches!(bad.blocking_recv().expect("answered"), Err(Error::InvalidImage(_))));
-        assert!(matches!(panics.blocking_recv().expect("answered"), Err(Error::Model(_))));
-        assert_eq!(good.blocking_recv().expect("answered").expect("served").logits, vec![1.0, 9.0]);
+        assert!(matches!(
+            bad.blocking_recv().expect("answered"),
+            Err(Error::InvalidImage(_))
+        ));
+        assert!(matches!(
+            panics.blocking_recv().expect("answered"),
+            Err(Error::Model(_))
+        ));
+        assert_eq!(
+            good.blocking_recv()
+                .expect("answered")
+                .expect("served")
+                .logits,
+            vec![1.0, 9.0]
+        );
         // The worker survived the panic.
         let again = d.submit(image(), vec![3], None).expect("queued");
         d.close();
@@ -506,12 +623,22 @@ mod tests {
     #[test]
     fn malformed_and_misshapen_frames_are_invalid() {
         let (d, _) = start(1, 0, 8);
-        let route = Route { model: 0, split: "s".into() };
+        let route = Route {
+            model: 0,
+            split: "s".into(),
+        };
         let rx = d.submit(route.clone(), vec![0; 10], None).expect("queued");
-        assert!(matches!(rx.blocking_recv().expect("answered"), Err(Error::Frame(_))));
+        assert!(matches!(
+            rx.blocking_recv().expect("answered"),
+            Err(Error::Frame(_))
+        ));
         let wrong = FeatureTensor::new(Shape::new(2, 1, 1), vec![0.5, 1.0]).expect("tensor");
-        let frame = bottlenet_codec::encode(&wrong, &bottlenet_codec::CodecParams::paper()).expect("encode");
+        let frame = bottlenet_codec::encode(&wrong, &bottlenet_codec::CodecParams::paper())
+            .expect("encode");
         let rx = d.submit(route, frame, None).expect("queued");
-        assert!(matches!(rx.blocking_recv().expect("answered"), Err(Error::FrameShape { .. })));
+        assert!(matches!(
+            rx.blocking_recv().expect("answered"),
+            Err(Error::FrameShape { .. })
+        ));
     }
 }

@@ -182,14 +182,20 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("model", &self.model).field("link", &*lock(&self.link)).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("model", &self.model)
+            .field("link", &*lock(&self.link))
+            .finish_non_exhaustive()
     }
 }
 
 /// Failure of the server path of one request.
 enum RemoteFailure {
     /// The server could not serve it: answer from the phone.
-    Fallback { tm_ms: f64, status: Status },
+    Fallback {
+        tm_ms: f64,
+        status: Status,
+    },
     Fatal(Error),
 }
 
@@ -203,7 +209,11 @@ impl Client {
     /// Opens a (lazy) channel to `url` and probes the server once. An unreachable server is not
     /// an error: the client starts mobile-only and keeps probing. A reachable server that does
     /// not serve the phone's model, or a fixed split it lacks, is.
-    pub async fn connect(url: &str, phone: Arc<dyn PhoneHalf>, options: ClientOptions) -> Result<Client> {
+    pub async fn connect(
+        url: &str,
+        phone: Arc<dyn PhoneHalf>,
+        options: ClientOptions,
+    ) -> Result<Client> {
         let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| Error::Config(format!("bad server URL `{url}`: {e}")))?
             .connect_timeout(options.connect_timeout)
@@ -256,7 +266,12 @@ impl Client {
             probe_interval: options.probe_interval,
             jpeg_quality: options.jpeg_quality,
             pacer: options.pacer,
-            link: Arc::new(Mutex::new(Link { up: false, requests_since_probe: 0, last_probe: Instant::now(), probing: false })),
+            link: Arc::new(Mutex::new(Link {
+                up: false,
+                requests_since_probe: 0,
+                last_probe: Instant::now(),
+                probing: false,
+            })),
             server_splits: Mutex::new(None),
             next_id: AtomicU64::new(1),
         };
@@ -268,7 +283,10 @@ impl Client {
             if let Mode::Fixed(Choice::Split(split)) = &client.mode
                 && !splits.contains(split)
             {
-                return Err(Error::UnknownSplit { model: client.model.clone(), split: split.clone() });
+                return Err(Error::UnknownSplit {
+                    model: client.model.clone(),
+                    split: split.clone(),
+                });
             }
             *lock(&client.server_splits) = Some(splits);
         }
@@ -309,7 +327,14 @@ impl Client {
     /// One probe: marks the link up when the server answers, serves the model and has room in
     /// its queue, down otherwise; tells the policy either way.
     async fn probe_once(&self) -> Result<StatusReply> {
-        probe(&self.rpc, &self.model, self.timeout, &self.link, self.policy()).await
+        probe(
+            &self.rpc,
+            &self.model,
+            self.timeout,
+            &self.link,
+            self.policy(),
+        )
+        .await
     }
 
     fn policy(&self) -> Option<SharedPolicy> {
@@ -335,13 +360,19 @@ impl Client {
             let mut link = lock(&self.link);
             if !link.up {
                 link.requests_since_probe += 1;
-                let due = link.requests_since_probe >= self.probe_every || link.last_probe.elapsed() >= self.probe_interval;
+                let due = link.requests_since_probe >= self.probe_every
+                    || link.last_probe.elapsed() >= self.probe_interval;
                 if due && !link.probing {
                     link.probing = true;
                     link.requests_since_probe = 0;
                     link.last_probe = Instant::now();
-                    let (rpc, model, timeout, link2, policy) =
-                        (self.rpc.clone(), self.model.clone(), self.timeout, Arc::clone(&self.link), self.policy());
+                    let (rpc, model, timeout, link2, policy) = (
+                        self.rpc.clone(),
+                        self.model.clone(),
+                        self.timeout,
+                        Arc::clone(&self.link),
+                        self.policy(),
+                    );
                     tokio::spawn(async move {
                         let _ = probe(&rpc, &model, timeout, &link2, policy).await;
                     });
@@ -390,7 +421,9 @@ impl Client {
             Err(RemoteFailure::Fallback { tm_ms, status }) => {
                 tracing::debug!(code = ?status.code(), message = status.message(), "server path failed; answering on the phone");
                 self.mark_down();
-                let answer = self.on_phone(&image, start, request_id, true, tm_ms).await?;
+                let answer = self
+                    .on_phone(&image, start, request_id, true, tm_ms)
+                    .await?;
                 self.observe(&Observation {
                     served_by: Some(Choice::MobileOnly),
                     reachable: false,
@@ -404,7 +437,14 @@ impl Client {
     }
 
     /// The whole network on the phone; `spent_ms` is phone time already spent on a failed path.
-    async fn on_phone(&self, image: &Arc<Image>, start: Instant, request_id: u64, fell_back: bool, spent_ms: f64) -> Result<Answer> {
+    async fn on_phone(
+        &self,
+        image: &Arc<Image>,
+        start: Instant,
+        request_id: u64,
+        fell_back: bool,
+        spent_ms: f64,
+    ) -> Result<Answer> {
         let phone = Arc::clone(&self.phone);
         let img = Arc::clone(image);
         let t0 = Instant::now();
@@ -483,11 +523,17 @@ impl Client {
         // The server honours the deadline too; this bounds a silent (black-holed) link.
         let result = tokio::time::timeout(self.timeout, call)
             .await
-            .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer within the request timeout")));
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(
+                    "no answer within the request timeout",
+                ))
+            });
         let rtt = sent.elapsed();
         let reply: InferReply = match result {
             Ok(r) => r.into_inner(),
-            Err(status) if server_unusable(status.code()) => return Err(RemoteFailure::Fallback { tm_ms, status }),
+            Err(status) if server_unusable(status.code()) => {
+                return Err(RemoteFailure::Fallback { tm_ms, status });
+            }
             Err(status) => return Err(RemoteFailure::Fatal(Error::Rpc(status))),
         };
         if reply.request_id != request_id {
@@ -503,7 +549,11 @@ impl Client {
         let top = reply
             .top_k
             .iter()
-            .map(|c| ClassScore { index: c.index as usize, label: c.label.clone(), score: c.score })
+            .map(|c| ClassScore {
+                index: c.index as usize,
+                label: c.label.clone(),
+                score: c.score,
+            })
             .collect();
         let answer = Answer {
             request_id,
@@ -540,7 +590,13 @@ impl Client {
 /// The splits a status reply says the server holds for `model` (cloud-only excluded).
 fn served_splits(status: &StatusReply, model: &str) -> Option<Vec<String>> {
     let m = status.models.iter().find(|m| m.model == model)?;
-    Some(m.splits.iter().map(|s| s.split.clone()).filter(|s| s != crate::model::CLOUD_ONLY).collect())
+    Some(
+        m.splits
+            .iter()
+            .map(|s| s.split.clone())
+            .filter(|s| s != crate::model::CLOUD_ONLY)
+            .collect(),
+    )
 }
 
 async fn probe(
@@ -567,7 +623,10 @@ async fn probe(
         l.requests_since_probe = 0;
     }
     if let Some(p) = policy {
-        let mut obs = Observation { reachable: healthy, ..Observation::default() };
+        let mut obs = Observation {
+            reachable: healthy,
+            ..Observation::default()
+        };
         if let Ok(status) = &result {
             obs.queue_depth = Some(status.queue_depth);
             if let Some(m) = status.models.iter().find(|m| m.model == model) {
@@ -594,10 +653,20 @@ mod tests {
 
     #[test]
     fn availability_errors_fall_back_configuration_errors_do_not() {
-        for code in [Code::Unavailable, Code::ResourceExhausted, Code::DeadlineExceeded, Code::Cancelled] {
+        for code in [
+            Code::Unavailable,
+            Code::ResourceExhausted,
+            Code::DeadlineExceeded,
+            Code::Cancelled,
+        ] {
             assert!(server_unusable(code), "{code:?}");
         }
-        for code in [Code::InvalidArgument, Code::NotFound, Code::Unauthenticated, Code::Unimplemented] {
+        for code in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::Unauthenticated,
+            Code::Unimplemented,
+        ] {
             assert!(!server_unusable(code), "{code:?}");
         }
     }

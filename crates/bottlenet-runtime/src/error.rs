@@ -10,7 +10,11 @@ pub enum Error {
     Frame(#[from] bottlenet_codec::Error),
     /// A frame that decodes but does not have the feature shape the split expects.
     #[error("frame for split `{split}` has shape {got}, the split expects {expected}")]
-    FrameShape { split: String, got: String, expected: String },
+    FrameShape {
+        split: String,
+        got: String,
+        expected: String,
+    },
     /// An input image that cannot be used (bad JPEG, wrong size, …).
     #[error("invalid image: {0}")]
     InvalidImage(String),
@@ -59,18 +63,21 @@ impl Error {
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         let code = match &err {
-            Error::Frame(_) | Error::FrameShape { .. } | Error::InvalidImage(_) | Error::InvalidArgument(_) => {
-                Code::InvalidArgument
-            }
+            Error::Frame(_)
+            | Error::FrameShape { .. }
+            | Error::InvalidImage(_)
+            | Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::UnknownModel(_) | Error::UnknownSplit { .. } => Code::NotFound,
             // gRPC status-code spec: an oversize request and an overload are both RESOURCE_EXHAUSTED.
             Error::QueueFull(_) | Error::MessageTooLarge { .. } => Code::ResourceExhausted,
             Error::DeadlineExceeded => Code::DeadlineExceeded,
             Error::ShuttingDown => Code::Unavailable,
             Error::Rpc(status) => return Status::new(status.code(), status.message()),
-            Error::Model(_) | Error::Config(_) | Error::Io(_) | Error::Transport(_) | Error::Metrics(_) => {
-                Code::Internal
-            }
+            Error::Model(_)
+            | Error::Config(_)
+            | Error::Io(_)
+            | Error::Transport(_)
+            | Error::Metrics(_) => Code::Internal,
         };
         Status::new(code, err.to_string())
     }
@@ -85,14 +92,29 @@ mod tests {
     #[test]
     fn codes_follow_the_grpc_spec() {
         let frame_err = bottlenet_codec::decode(&[1, 2, 3]).expect_err("3 bytes are no frame");
-        assert_eq!(Status::from(Error::Frame(frame_err)).code(), Code::InvalidArgument);
-        assert_eq!(Status::from(Error::UnknownModel("m".into())).code(), Code::NotFound);
-        let split = Error::UnknownSplit { model: "m".into(), split: "rb9".into() };
+        assert_eq!(
+            Status::from(Error::Frame(frame_err)).code(),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            Status::from(Error::UnknownModel("m".into())).code(),
+            Code::NotFound
+        );
+        let split = Error::UnknownSplit {
+            model: "m".into(),
+            split: "rb9".into(),
+        };
         assert_eq!(Status::from(split).code(), Code::NotFound);
-        assert_eq!(Status::from(Error::QueueFull(4)).code(), Code::ResourceExhausted);
+        assert_eq!(
+            Status::from(Error::QueueFull(4)).code(),
+            Code::ResourceExhausted
+        );
         let big = Error::MessageTooLarge { got: 10, limit: 5 };
         assert_eq!(Status::from(big).code(), Code::ResourceExhausted);
-        assert_eq!(Status::from(Error::DeadlineExceeded).code(), Code::DeadlineExceeded);
+        assert_eq!(
+            Status::from(Error::DeadlineExceeded).code(),
+            Code::DeadlineExceeded
+        );
         assert_eq!(Status::from(Error::model("boom")).code(), Code::Internal);
         let remote = Error::Rpc(Status::unavailable("down"));
         assert_eq!(Status::from(remote).code(), Code::Unavailable);

@@ -28,6 +28,6 @@ pub use client::{Answer, Client, ClientOptions, ClientTls, SplitMode};
 pub use error::{Error, Result};
 pub use model::{CLOUD_ONLY, ClassScore, CloudHalf, Image, MOBILE_ONLY, PhoneHalf, top_k};
 pub use pacer::UplinkPacer;
-pub use policy::{Algorithm1, Choice, ObservedLatency, Observation, SplitLoad, SplitPolicy};
-pub use server::{Server, ServerConfig, TlsIdentity};
+pub use policy::{Algorithm1, Choice, Observation, ObservedLatency, SplitLoad, SplitPolicy};
+pub use server::{Server, ServerConfig, TlsIdentity, shutdown_signal};
 pub use summary::{Summary, SummaryReport, percentile};

@@ -42,16 +42,25 @@ impl Metrics {
         // 50 µs … ~1.6 s: covers a tail on a server GPU up to a loaded CPU server.
         let latency = prometheus::exponential_buckets(50e-6, 2.0, 16)?;
         let requests = IntCounterVec::new(
-            Opts::new("bottlenet_requests_total", "Finished requests by model, split and gRPC status."),
+            Opts::new(
+                "bottlenet_requests_total",
+                "Finished requests by model, split and gRPC status.",
+            ),
             &["model", "split", "status"],
         )?;
         let received_bytes = IntCounterVec::new(
-            Opts::new("bottlenet_received_bytes_total", "Payload bytes received (frames or JPEGs)."),
+            Opts::new(
+                "bottlenet_received_bytes_total",
+                "Payload bytes received (frames or JPEGs).",
+            ),
             split,
         )?;
         let queue_seconds = HistogramVec::new(
-            HistogramOpts::new("bottlenet_queue_seconds", "Time a request waited in the queue.")
-                .buckets(latency.clone()),
+            HistogramOpts::new(
+                "bottlenet_queue_seconds",
+                "Time a request waited in the queue.",
+            )
+            .buckets(latency.clone()),
             split,
         )?;
         let decode_seconds = HistogramVec::new(
@@ -60,8 +69,11 @@ impl Metrics {
             split,
         )?;
         let tail_seconds = HistogramVec::new(
-            HistogramOpts::new("bottlenet_tail_seconds", "Restoration + tail time of one batch.")
-                .buckets(latency),
+            HistogramOpts::new(
+                "bottlenet_tail_seconds",
+                "Restoration + tail time of one batch.",
+            )
+            .buckets(latency),
             split,
         )?;
         let batch_size = HistogramVec::new(
@@ -70,7 +82,10 @@ impl Metrics {
             split,
         )?;
         let dropped = IntCounterVec::new(
-            Opts::new("bottlenet_dropped_total", "Requests dropped unserved, by reason."),
+            Opts::new(
+                "bottlenet_dropped_total",
+                "Requests dropped unserved, by reason.",
+            ),
             &["reason"],
         )?;
         let queue_depth = IntGauge::new("bottlenet_queue_depth", "Requests waiting in the queue.")?;
@@ -96,7 +111,9 @@ impl Metrics {
     }
 
     pub fn count_request(&self, model: &str, split: &str, code: Code) {
-        self.requests.with_label_values(&[model, split, code_name(code)]).inc();
+        self.requests
+            .with_label_values(&[model, split, code_name(code)])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -147,7 +164,10 @@ pub(crate) async fn serve(
                 match metrics.render() {
                     Ok(text) => (
                         StatusCode::OK,
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
                         text,
                     ),
                     Err(err) => (
@@ -159,7 +179,9 @@ pub(crate) async fn serve(
             }
         }),
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
@@ -171,9 +193,17 @@ mod tests {
     fn render_names_the_counters() {
         let m = Metrics::new().expect("metrics register");
         m.count_request("toy", "rb1", Code::Ok);
-        m.received_bytes.with_label_values(&["toy", "rb1"]).inc_by(140);
+        m.received_bytes
+            .with_label_values(&["toy", "rb1"])
+            .inc_by(140);
         let text = m.render().expect("render");
-        assert!(text.contains(r#"bottlenet_requests_total{model="toy",split="rb1",status="OK"} 1"#), "{text}");
-        assert!(text.contains(r#"bottlenet_received_bytes_total{model="toy",split="rb1"} 140"#), "{text}");
+        assert!(
+            text.contains(r#"bottlenet_requests_total{model="toy",split="rb1",status="OK"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"bottlenet_received_bytes_total{model="toy",split="rb1"} 140"#),
+            "{text}"
+        );
     }
 }

@@ -37,7 +37,12 @@ impl Image {
                 pixels.len()
             )));
         }
-        Ok(Image { channels, height, width, pixels })
+        Ok(Image {
+            channels,
+            height,
+            width,
+            pixels,
+        })
     }
 }
 
@@ -102,8 +107,15 @@ pub fn top_k(logits: &[f32], k: usize, class_names: &[String]) -> Vec<ClassScore
         .take(k)
         .map(|index| ClassScore {
             index,
-            label: class_names.get(index).cloned().unwrap_or_else(|| index.to_string()),
-            score: if sum > 0.0 && sum.is_finite() { exps[index] / sum } else { f32::NAN },
+            label: class_names
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| index.to_string()),
+            score: if sum > 0.0 && sum.is_finite() {
+                exps[index] / sum
+            } else {
+                f32::NAN
+            },
         })
         .collect()
 }
@@ -121,7 +133,10 @@ mod tests {
         assert_eq!(top[0].label, "b");
         let total: f32 = top.iter().map(|c| c.score).sum();
         assert!((total - 1.0).abs() < 1e-5);
-        assert!((top[0].score - 2.0f32.exp() / (0.5f32.exp() + 2.0f32.exp() + (-1.0f32).exp())).abs() < 1e-5);
+        assert!(
+            (top[0].score - 2.0f32.exp() / (0.5f32.exp() + 2.0f32.exp() + (-1.0f32).exp())).abs()
+                < 1e-5
+        );
     }
 
     #[test]

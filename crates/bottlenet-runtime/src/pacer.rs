@@ -19,9 +19,14 @@ pub struct UplinkPacer {
 impl UplinkPacer {
     pub fn new(rate_mbps: f64) -> Result<Self> {
         if !(rate_mbps.is_finite() && rate_mbps > 0.0) {
-            return Err(Error::Config(format!("uplink rate must be a positive number of Mbps, got {rate_mbps}")));
+            return Err(Error::Config(format!(
+                "uplink rate must be a positive number of Mbps, got {rate_mbps}"
+            )));
         }
-        Ok(UplinkPacer { rate_mbps, busy_until: Mutex::new(None) })
+        Ok(UplinkPacer {
+            rate_mbps,
+            busy_until: Mutex::new(None),
+        })
     }
 
     pub fn rate_mbps(&self) -> f64 {
@@ -37,7 +42,10 @@ impl UplinkPacer {
     pub async fn send(&self, bytes: usize) -> Duration {
         let start = Instant::now();
         let done = {
-            let mut busy = self.busy_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut busy = self
+                .busy_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let begin = busy.map_or(start, |b| b.max(start));
             let done = begin + self.transmit_time(bytes);
             *busy = Some(done);

@@ -109,7 +109,10 @@ pub struct Algorithm1 {
 
 impl Algorithm1 {
     pub fn new(reselector: Reselector) -> Self {
-        Algorithm1 { reselector, last: None }
+        Algorithm1 {
+            reselector,
+            last: None,
+        }
     }
 
     pub fn reselector(&self) -> &Reselector {
@@ -143,7 +146,11 @@ impl SplitPolicy for Algorithm1 {
 
     fn observe(&mut self, obs: &Observation) {
         if obs.reachable != self.reselector.server_reachable() {
-            self.feed(if obs.reachable { Seen::ServerReachable } else { Seen::ServerUnreachable });
+            self.feed(if obs.reachable {
+                Seen::ServerReachable
+            } else {
+                Seen::ServerUnreachable
+            });
         }
         if let Some(mbps) = obs.uplink_mbps.filter(|m| m.is_finite() && *m > 0.0) {
             self.feed(Seen::Uplink { mbps });
@@ -151,7 +158,10 @@ impl SplitPolicy for Algorithm1 {
         for load in &obs.loads {
             let tc_ms = load.service_ms + load.queue_ms;
             if tc_ms.is_finite() && tc_ms > 0.0 {
-                self.feed(Seen::ServiceTime { candidate: load.split.clone(), tc_ms });
+                self.feed(Seen::ServiceTime {
+                    candidate: load.split.clone(),
+                    tc_ms,
+                });
             }
         }
     }
@@ -216,11 +226,18 @@ impl ObservedLatency {
 impl SplitPolicy for ObservedLatency {
     fn choose(&mut self) -> Choice {
         self.decisions += 1;
-        if let Some(unseen) = self.candidates.iter().find(|c| self.estimate_ms(c).is_none()) {
+        if let Some(unseen) = self
+            .candidates
+            .iter()
+            .find(|c| self.estimate_ms(c).is_none())
+        {
             return unseen.clone();
         }
         if self.decisions.is_multiple_of(self.explore_every)
-            && let Some(stalest) = self.candidates.iter().min_by_key(|c| self.stats.get(c).map_or(0, |s| s.last_measured))
+            && let Some(stalest) = self
+                .candidates
+                .iter()
+                .min_by_key(|c| self.stats.get(c).map_or(0, |s| s.last_measured))
         {
             return stalest.clone();
         }
@@ -229,7 +246,9 @@ impl SplitPolicy for ObservedLatency {
             .iter()
             .filter_map(|c| self.estimate_ms(c).map(|e| (c, e)))
             .min_by(|a, b| a.1.total_cmp(&b.1));
-        let Some((best, best_ms)) = best else { return Choice::MobileOnly };
+        let Some((best, best_ms)) = best else {
+            return Choice::MobileOnly;
+        };
         let keep = self.current.as_ref().and_then(|cur| {
             let cur_ms = self.estimate_ms(cur)?;
             (best_ms >= cur_ms * (1.0 - self.hysteresis)).then(|| cur.clone())
@@ -244,7 +263,10 @@ impl SplitPolicy for ObservedLatency {
             self.uplink_mbps = smooth(self.uplink_mbps, mbps);
         }
         for load in &obs.loads {
-            let entry = self.stats.entry(Choice::from_name(&load.split)).or_default();
+            let entry = self
+                .stats
+                .entry(Choice::from_name(&load.split))
+                .or_default();
             entry.tc_ms = smooth(entry.tc_ms, load.service_ms + load.queue_ms);
         }
         let Some(choice) = &obs.served_by else { return };
@@ -285,9 +307,30 @@ mod tests {
         use bottlenet_partition::{CandidateCosts, CandidateKind};
         // Paper Tables 4–5 (3G): RB1 316 B, cloud-only 26,766 B, mobile-only 15.7 ms.
         vec![
-            CandidateCosts { name: "rb1".into(), kind: CandidateKind::Split { index: 1 }, tm_ms: 0.8, tc_ms: 0.1, bytes: 316.0, accuracy: 74.1 },
-            CandidateCosts { name: CLOUD_ONLY.into(), kind: CandidateKind::CloudOnly, tm_ms: 0.0, tc_ms: 1.0, bytes: 26_766.0, accuracy: 76.1 },
-            CandidateCosts { name: MOBILE_ONLY.into(), kind: CandidateKind::MobileOnly, tm_ms: 15.7, tc_ms: 0.0, bytes: 0.0, accuracy: 76.1 },
+            CandidateCosts {
+                name: "rb1".into(),
+                kind: CandidateKind::Split { index: 1 },
+                tm_ms: 0.8,
+                tc_ms: 0.1,
+                bytes: 316.0,
+                accuracy: 74.1,
+            },
+            CandidateCosts {
+                name: CLOUD_ONLY.into(),
+                kind: CandidateKind::CloudOnly,
+                tm_ms: 0.0,
+                tc_ms: 1.0,
+                bytes: 26_766.0,
+                accuracy: 76.1,
+            },
+            CandidateCosts {
+                name: MOBILE_ONLY.into(),
+                kind: CandidateKind::MobileOnly,
+                tm_ms: 15.7,
+                tc_ms: 0.0,
+                bytes: 0.0,
+                accuracy: 76.1,
+            },
         ]
     }
 
@@ -295,17 +338,28 @@ mod tests {
     fn algorithm1_follows_reachability_and_server_load() {
         use bottlenet_partition::{NetworkPreset, ReselectConfig, Target};
         let config = ReselectConfig::new(Target::Latency, 1.3, 76.1, 2.0);
-        let reselector = Reselector::new(paper_costs(), NetworkPreset::ThreeG.network(), config).expect("reselector");
+        let reselector = Reselector::new(paper_costs(), NetworkPreset::ThreeG.network(), config)
+            .expect("reselector");
         let mut p = Algorithm1::new(reselector);
         assert_eq!(p.choose(), Choice::Split("rb1".into()));
-        p.observe(&Observation { reachable: false, ..Default::default() });
+        p.observe(&Observation {
+            reachable: false,
+            ..Default::default()
+        });
         assert_eq!(p.choose(), Choice::MobileOnly);
-        p.observe(&Observation { reachable: true, ..Default::default() });
+        p.observe(&Observation {
+            reachable: true,
+            ..Default::default()
+        });
         assert_eq!(p.choose(), Choice::Split("rb1".into()));
         // The server reports RB1's tail taking 40 ms: mobile-only (15.7 ms) wins once confirmed.
         let loaded = Observation {
             reachable: true,
-            loads: vec![SplitLoad { split: "rb1".into(), service_ms: 30.0, queue_ms: 10.0 }],
+            loads: vec![SplitLoad {
+                split: "rb1".into(),
+                service_ms: 30.0,
+                queue_ms: 10.0,
+            }],
             ..Default::default()
         };
         for _ in 0..ReselectConfig::DEFAULT_CONFIRMATIONS {
@@ -315,7 +369,11 @@ mod tests {
         // Unknown splits in a report are ignored, not fatal.
         p.observe(&Observation {
             reachable: true,
-            loads: vec![SplitLoad { split: "rb9".into(), service_ms: 1.0, queue_ms: 0.0 }],
+            loads: vec![SplitLoad {
+                split: "rb9".into(),
+                service_ms: 1.0,
+                queue_ms: 0.0,
+            }],
             ..Default::default()
         });
         assert_eq!(p.choose(), Choice::MobileOnly);
@@ -323,7 +381,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for c in [Choice::CloudOnly, Choice::MobileOnly, Choice::Split("rb1".into())] {
+        for c in [
+            Choice::CloudOnly,
+            Choice::MobileOnly,
+            Choice::Split("rb1".into()),
+        ] {
             assert_eq!(Choice::from_name(c.name()), c);
         }
     }
@@ -332,13 +394,20 @@ mod tests {
     fn explores_then_picks_the_paper_optimum_on_3g() {
         // Paper Table 5, 3G (1.1 Mbps): RB1 sends 316 B, cloud-only 26,766 B, mobile-only 15.7 ms.
         let rb1 = Choice::Split("rb1".into());
-        let mut p = ObservedLatency::new(vec![rb1.clone(), Choice::CloudOnly, Choice::MobileOnly], 0.1);
+        let mut p = ObservedLatency::new(
+            vec![rb1.clone(), Choice::CloudOnly, Choice::MobileOnly],
+            0.1,
+        );
         for _ in 0..3 {
             let c = p.choose();
             let obs = match &c {
                 Choice::Split(_) => served(c.clone(), 0.9, 316, 1.1, 0.3),
                 Choice::CloudOnly => served(c.clone(), 0.5, 26_766, 1.1, 1.0),
-                Choice::MobileOnly => Observation { served_by: Some(c.clone()), tm_ms: Some(15.7), ..Default::default() },
+                Choice::MobileOnly => Observation {
+                    served_by: Some(c.clone()),
+                    tm_ms: Some(15.7),
+                    ..Default::default()
+                },
             };
             p.observe(&obs);
         }
@@ -353,12 +422,20 @@ mod tests {
         let rb1 = Choice::Split("rb1".into());
         let mut p = ObservedLatency::new(vec![rb1.clone(), Choice::MobileOnly], 0.1);
         p.observe(&served(rb1.clone(), 1.0, 300, 20.0, 2.0));
-        p.observe(&Observation { served_by: Some(Choice::MobileOnly), tm_ms: Some(10.0), ..Default::default() });
+        p.observe(&Observation {
+            served_by: Some(Choice::MobileOnly),
+            tm_ms: Some(10.0),
+            ..Default::default()
+        });
         assert_eq!(p.choose(), rb1);
         // A loaded server reports a long service time: after smoothing, mobile-only wins.
         let load = |ms: f64| Observation {
             reachable: true,
-            loads: vec![SplitLoad { split: "rb1".into(), service_ms: ms, queue_ms: 0.0 }],
+            loads: vec![SplitLoad {
+                split: "rb1".into(),
+                service_ms: ms,
+                queue_ms: 0.0,
+            }],
             ..Default::default()
         };
         p.observe(&load(9.0));

@@ -21,8 +21,8 @@ use crate::metrics::{self, Metrics, UNKNOWN_LABEL};
 use crate::model::{CLOUD_ONLY, CloudHalf, DEFAULT_TOP_K, MOBILE_ONLY, top_k};
 use crate::proto::bottle_net_server::{BottleNet, BottleNetServer};
 use crate::proto::{
-    ClassScore, InferImageRequest, InferReply, InferRequest, Load, ModelStatus, SplitStatus, StatusReply,
-    StatusRequest,
+    ClassScore, InferImageRequest, InferReply, InferRequest, Load, ModelStatus, SplitStatus,
+    StatusReply, StatusRequest,
 };
 
 /// A PEM certificate chain and private key for TLS.
@@ -34,13 +34,18 @@ pub struct TlsIdentity {
 
 impl std::fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsIdentity").field("cert_pem", &format_args!("{} bytes", self.cert_pem.len())).finish_non_exhaustive()
+        f.debug_struct("TlsIdentity")
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .finish_non_exhaustive()
     }
 }
 
 impl TlsIdentity {
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self> {
-        Ok(TlsIdentity { cert_pem: std::fs::read(cert)?, key_pem: std::fs::read(key)? })
+        Ok(TlsIdentity {
+            cert_pem: std::fs::read(cert)?,
+            key_pem: std::fs::read(key)?,
+        })
     }
 }
 
@@ -102,15 +107,22 @@ impl Default for ServerConfig {
 impl ServerConfig {
     fn validate(&self) -> Result<()> {
         if self.max_batch == 0 || self.max_queue == 0 {
-            return Err(Error::Config("max_batch and max_queue must be at least 1".into()));
+            return Err(Error::Config(
+                "max_batch and max_queue must be at least 1".into(),
+            ));
         }
         if self.max_message_bytes < 64 {
-            return Err(Error::Config("max_message_bytes must be at least 64".into()));
+            return Err(Error::Config(
+                "max_message_bytes must be at least 64".into(),
+            ));
         }
         if let Some(token) = &self.token
-            && (token.is_empty() || MetadataValue::<Ascii>::try_from(format!("Bearer {token}")).is_err())
+            && (token.is_empty()
+                || MetadataValue::<Ascii>::try_from(format!("Bearer {token}")).is_err())
         {
-            return Err(Error::Config("token must be non-empty printable ASCII".into()));
+            return Err(Error::Config(
+                "token must be non-empty printable ASCII".into(),
+            ));
         }
         Ok(())
     }
@@ -156,19 +168,36 @@ pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 fn request_deadline<T>(request: &Request<T>) -> Option<Instant> {
-    let timeout = request.metadata().get("grpc-timeout")?.to_str().ok().and_then(parse_grpc_timeout)?;
-    let received = request.extensions().get::<ReceivedAt>().map_or_else(Instant::now, |r| r.0);
+    let timeout = request
+        .metadata()
+        .get("grpc-timeout")?
+        .to_str()
+        .ok()
+        .and_then(parse_grpc_timeout)?;
+    let received = request
+        .extensions()
+        .get::<ReceivedAt>()
+        .map_or_else(Instant::now, |r| r.0);
     Some(received + timeout.saturating_sub(DEADLINE_MARGIN))
 }
 
 impl Shared {
     fn resolve(&self, model: &str, split: &str) -> Result<Route> {
-        let &index = self.by_name.get(model).ok_or_else(|| Error::UnknownModel(model.to_string()))?;
+        let &index = self
+            .by_name
+            .get(model)
+            .ok_or_else(|| Error::UnknownModel(model.to_string()))?;
         let served = split == CLOUD_ONLY || self.models[index].feature_shape(split).is_some();
         if !served {
-            return Err(Error::UnknownSplit { model: model.to_string(), split: split.to_string() });
+            return Err(Error::UnknownSplit {
+                model: model.to_string(),
+                split: split.to_string(),
+            });
         }
-        Ok(Route { model: index, split: split.to_string() })
+        Ok(Route {
+            model: index,
+            split: split.to_string(),
+        })
     }
 
     fn load_of(&self, route: &Route) -> Load {
@@ -191,9 +220,15 @@ impl Shared {
     ) -> Result<InferReply> {
         let route = self.resolve(model, split)?;
         let name = self.models[route.model].model_name();
-        self.metrics.received_bytes.with_label_values(&[name, split]).inc_by(payload.len() as u64);
+        self.metrics
+            .received_bytes
+            .with_label_values(&[name, split])
+            .inc_by(payload.len() as u64);
         if payload.len() > self.config.max_message_bytes {
-            return Err(Error::MessageTooLarge { got: payload.len(), limit: self.config.max_message_bytes });
+            return Err(Error::MessageTooLarge {
+                got: payload.len(),
+                limit: self.config.max_message_bytes,
+            });
         }
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(Error::DeadlineExceeded);
@@ -201,7 +236,9 @@ impl Shared {
         let rx = self.dispatcher.submit(route.clone(), payload, deadline)?;
         let answer = match deadline {
             // Dropping `rx` on timeout tells the batcher to skip this request.
-            Some(d) => tokio::time::timeout_at(d.into(), rx).await.map_err(|_| Error::DeadlineExceeded)?,
+            Some(d) => tokio::time::timeout_at(d.into(), rx)
+                .await
+                .map_err(|_| Error::DeadlineExceeded)?,
             None => rx.await,
         };
         let served: Served = answer.map_err(|_| Error::ShuttingDown)??;
@@ -211,7 +248,11 @@ impl Shared {
             request_id,
             top_k: top_k(&served.logits, k, model.class_names())
                 .into_iter()
-                .map(|c| ClassScore { index: u32::try_from(c.index).unwrap_or(u32::MAX), label: c.label, score: c.score })
+                .map(|c| ClassScore {
+                    index: u32::try_from(c.index).unwrap_or(u32::MAX),
+                    label: c.label,
+                    score: c.score,
+                })
                 .collect(),
             queue_us: u64::try_from(served.queue.as_micros()).unwrap_or(u64::MAX),
             service_us: u64::try_from(served.service.as_micros()).unwrap_or(u64::MAX),
@@ -223,8 +264,14 @@ impl Shared {
     /// Counts a finished request under labels that never come from unchecked input.
     fn count(&self, model: &str, split: &str, code: tonic::Code) {
         match self.resolve(model, split) {
-            Ok(route) => self.metrics.count_request(self.models[route.model].model_name(), &route.split, code),
-            Err(_) => self.metrics.count_request(UNKNOWN_LABEL, UNKNOWN_LABEL, code),
+            Ok(route) => self.metrics.count_request(
+                self.models[route.model].model_name(),
+                &route.split,
+                code,
+            ),
+            Err(_) => self
+                .metrics
+                .count_request(UNKNOWN_LABEL, UNKNOWN_LABEL, code),
         }
     }
 }
@@ -235,11 +282,24 @@ struct Service {
 
 #[tonic::async_trait]
 impl BottleNet for Service {
-    async fn infer(&self, request: Request<InferRequest>) -> std::result::Result<Response<InferReply>, Status> {
+    async fn infer(
+        &self,
+        request: Request<InferRequest>,
+    ) -> std::result::Result<Response<InferReply>, Status> {
         let deadline = request_deadline(&request);
         let r = request.into_inner();
-        let result = self.shared.run(&r.model, &r.split, r.frame, deadline, r.request_id, r.top_k).await.map_err(Status::from);
-        self.shared.count(&r.model, &r.split, result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok));
+        let result = self
+            .shared
+            .run(&r.model, &r.split, r.frame, deadline, r.request_id, r.top_k)
+            .await
+            .map_err(Status::from);
+        self.shared.count(
+            &r.model,
+            &r.split,
+            result
+                .as_ref()
+                .map_or_else(Status::code, |_| tonic::Code::Ok),
+        );
         result.map(Response::new)
     }
 
@@ -249,15 +309,38 @@ impl BottleNet for Service {
     ) -> std::result::Result<Response<InferReply>, Status> {
         let deadline = request_deadline(&request);
         let r = request.into_inner();
-        let result = self.shared.run(&r.model, CLOUD_ONLY, r.jpeg, deadline, r.request_id, r.top_k).await.map_err(Status::from);
-        self.shared.count(&r.model, CLOUD_ONLY, result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok));
+        let result = self
+            .shared
+            .run(
+                &r.model,
+                CLOUD_ONLY,
+                r.jpeg,
+                deadline,
+                r.request_id,
+                r.top_k,
+            )
+            .await
+            .map_err(Status::from);
+        self.shared.count(
+            &r.model,
+            CLOUD_ONLY,
+            result
+                .as_ref()
+                .map_or_else(Status::code, |_| tonic::Code::Ok),
+        );
         result.map(Response::new)
     }
 
-    async fn status(&self, _request: Request<StatusRequest>) -> std::result::Result<Response<StatusReply>, Status> {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> std::result::Result<Response<StatusReply>, Status> {
         let s = &self.shared;
         let split_status = |index: usize, split: String| {
-            let l: RouteLoad = s.dispatcher.load(&Route { model: index, split: split.clone() });
+            let l: RouteLoad = s.dispatcher.load(&Route {
+                model: index,
+                split: split.clone(),
+            });
             SplitStatus {
                 split,
                 smoothed_service_us: l.service_us.round() as u64,
@@ -270,9 +353,17 @@ impl BottleNet for Service {
             .iter()
             .enumerate()
             .map(|(index, m)| {
-                let mut splits: Vec<SplitStatus> = m.splits().into_iter().map(|sp| split_status(index, sp)).collect();
+                let mut splits: Vec<SplitStatus> = m
+                    .splits()
+                    .into_iter()
+                    .map(|sp| split_status(index, sp))
+                    .collect();
                 splits.push(split_status(index, CLOUD_ONLY.to_string()));
-                ModelStatus { model: m.model_name().to_string(), classes: m.class_names().to_vec(), splits }
+                ModelStatus {
+                    model: m.model_name().to_string(),
+                    classes: m.class_names().to_vec(),
+                    splits,
+                }
             })
             .collect();
         Ok(Response::new(StatusReply {
@@ -294,12 +385,19 @@ struct RequireToken {
 
 impl tonic::service::Interceptor for RequireToken {
     fn call(&mut self, request: Request<()>) -> std::result::Result<Request<()>, Status> {
-        let Some(expected) = &self.expected else { return Ok(request) };
-        let given = request.metadata().get("authorization").map(|v| v.as_bytes()).unwrap_or_default();
+        let Some(expected) = &self.expected else {
+            return Ok(request);
+        };
+        let given = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
         if constant_time_eq(given, expected) {
             Ok(request)
         } else {
-            self.metrics.count_request(UNKNOWN_LABEL, UNKNOWN_LABEL, tonic::Code::Unauthenticated);
+            self.metrics
+                .count_request(UNKNOWN_LABEL, UNKNOWN_LABEL, tonic::Code::Unauthenticated);
             Err(Status::unauthenticated("missing or wrong bearer token"))
         }
     }
@@ -318,7 +416,9 @@ fn oversize_to_resource_exhausted(
     metrics: &Metrics,
 ) -> http::Response<tonic::body::Body> {
     let headers = response.headers_mut();
-    let out_of_range = headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
     let too_large = headers.get("grpc-message").is_some_and(|v| {
         let m = String::from_utf8_lossy(v.as_bytes()).replace("%20", " ");
         m.contains("decoded message length too large")
@@ -330,6 +430,31 @@ fn oversize_to_resource_exhausted(
     response
 }
 
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM: the future to hand to [`Server::serve`].
+/// A signal that cannot be installed is never reported (it must not stop the server).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
 /// A bound, not yet serving, server. Binding first lets callers learn the port (port 0 in tests).
 pub struct Server {
     listener: TcpListener,
@@ -339,7 +464,10 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("addr", &self.listener.local_addr().ok()).field("config", &self.shared.config).finish()
+        f.debug_struct("Server")
+            .field("addr", &self.listener.local_addr().ok())
+            .field("config", &self.shared.config)
+            .finish()
     }
 }
 
@@ -353,14 +481,22 @@ impl Server {
         let mut by_name = HashMap::new();
         for (i, m) in models.iter().enumerate() {
             if by_name.insert(m.model_name().to_string(), i).is_some() {
-                return Err(Error::Config(format!("model `{}` given twice", m.model_name())));
+                return Err(Error::Config(format!(
+                    "model `{}` given twice",
+                    m.model_name()
+                )));
             }
             for split in m.splits() {
                 if split == CLOUD_ONLY || split == MOBILE_ONLY {
-                    return Err(Error::Config(format!("`{split}` is reserved and cannot name a split")));
+                    return Err(Error::Config(format!(
+                        "`{split}` is reserved and cannot name a split"
+                    )));
                 }
                 if m.feature_shape(&split).is_none() {
-                    return Err(Error::Config(format!("model `{}` lists split `{split}` without a shape", m.model_name())));
+                    return Err(Error::Config(format!(
+                        "model `{}` lists split `{split}` without a shape",
+                        m.model_name()
+                    )));
                 }
             }
         }
@@ -382,8 +518,18 @@ impl Server {
             None => None,
         };
         let dispatcher = Dispatcher::start(models.clone(), batch, Arc::clone(&metrics))?;
-        let shared = Arc::new(Shared { models, by_name, dispatcher, metrics, config });
-        Ok(Server { listener, metrics_listener, shared })
+        let shared = Arc::new(Shared {
+            models,
+            by_name,
+            dispatcher,
+            metrics,
+            config,
+        });
+        Ok(Server {
+            listener,
+            metrics_listener,
+            shared,
+        })
     }
 
     /// The gRPC address actually bound.
@@ -393,13 +539,21 @@ impl Server {
 
     /// The metrics address actually bound, when metrics are on.
     pub fn metrics_addr(&self) -> Result<Option<SocketAddr>> {
-        Ok(self.metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?)
+        Ok(self
+            .metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?)
     }
 
     /// Serves until `shutdown` resolves; then reports NOT_SERVING, stops accepting, finishes
     /// every request in flight or queued, stops the workers and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let Server { listener, metrics_listener, shared } = self;
+        let Server {
+            listener,
+            metrics_listener,
+            shared,
+        } = self;
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<BottleNetServer<Service>>().await;
 
@@ -418,10 +572,16 @@ impl Server {
             let _ = stop_tx.send(());
         };
 
-        let service = BottleNetServer::new(Service { shared: Arc::clone(&shared) })
-            .max_decoding_message_size(shared.config.max_message_bytes);
+        let service = BottleNetServer::new(Service {
+            shared: Arc::clone(&shared),
+        })
+        .max_decoding_message_size(shared.config.max_message_bytes);
         let token = RequireToken {
-            expected: shared.config.token.as_ref().map(|t| Arc::from(format!("Bearer {t}").into_bytes())),
+            expected: shared
+                .config
+                .token
+                .as_ref()
+                .map(|t| Arc::from(format!("Bearer {t}").into_bytes())),
             metrics: Arc::clone(&shared.metrics),
         };
         let service = tonic::service::interceptor::InterceptedService::new(service, token);
@@ -429,7 +589,8 @@ impl Server {
         let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
         if let Some(tls) = &shared.config.tls {
             let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
-            builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+            builder =
+                builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
         }
         let stamp_metrics = Arc::clone(&shared.metrics);
         let layers = tower::ServiceBuilder::new()
@@ -451,7 +612,9 @@ impl Server {
         let joined = tokio::task::spawn_blocking(move || joiner.dispatcher.join()).await;
         let _ = stopped.changed().await;
         let metrics_result = match metrics_task {
-            Some(task) => task.await.map_err(|e| Error::Model(format!("metrics task failed: {e}")))?,
+            Some(task) => task
+                .await
+                .map_err(|e| Error::Model(format!("metrics task failed: {e}")))?,
             None => Ok(()),
         };
         served?;
@@ -470,7 +633,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
-        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
         assert_eq!(parse_grpc_timeout("123456789S"), None);
         assert_eq!(parse_grpc_timeout("m"), None);
         assert_eq!(parse_grpc_timeout("-1m"), None);

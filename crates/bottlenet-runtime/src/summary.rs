@@ -61,7 +61,10 @@ impl Summary {
         if answer.fell_back {
             self.fallbacks += 1;
         }
-        *self.by_path.entry(answer.served_by.name().to_string()).or_default() += 1;
+        *self
+            .by_path
+            .entry(answer.served_by.name().to_string())
+            .or_default() += 1;
     }
 
     pub fn report(&self) -> SummaryReport {
@@ -73,7 +76,11 @@ impl Summary {
             requests: n,
             accuracy: (self.labelled > 0).then(|| self.correct as f64 / self.labelled as f64),
             total_bytes,
-            mean_bytes: if n == 0 { 0.0 } else { total_bytes as f64 / n as f64 },
+            mean_bytes: if n == 0 {
+                0.0
+            } else {
+                total_bytes as f64 / n as f64
+            },
             p50_ms: percentile(&sorted, 0.50),
             p95_ms: percentile(&sorted, 0.95),
             p99_ms: percentile(&sorted, 0.99),
@@ -93,7 +100,11 @@ mod tests {
     fn answer(ms: f64, top: usize, bytes: usize, served_by: Choice, fell_back: bool) -> Answer {
         Answer {
             request_id: 0,
-            top_k: vec![ClassScore { index: top, label: top.to_string(), score: 1.0 }],
+            top_k: vec![ClassScore {
+                index: top,
+                label: top.to_string(),
+                score: 1.0,
+            }],
             served_by,
             fell_back,
             tm_ms: 0.0,
@@ -118,7 +129,10 @@ mod tests {
     #[test]
     fn counts_accuracy_bytes_and_paths() {
         let mut s = Summary::new();
-        s.record(&answer(1.0, 3, 100, Choice::Split("rb1".into()), false), Some(3));
+        s.record(
+            &answer(1.0, 3, 100, Choice::Split("rb1".into()), false),
+            Some(3),
+        );
         s.record(&answer(2.0, 4, 0, Choice::MobileOnly, true), Some(5));
         s.record(&answer(3.0, 4, 300, Choice::CloudOnly, false), None);
         let r = s.report();

@@ -19,7 +19,13 @@ use tonic::Code;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn request(model: &str, split: &str, frame: Vec<u8>) -> InferRequest {
-    InferRequest { model: model.into(), split: split.into(), frame, request_id: 1, top_k: 3 }
+    InferRequest {
+        model: model.into(),
+        split: split.into(),
+        frame,
+        request_id: 1,
+        top_k: 3,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +106,9 @@ async fn random_bytes_on_the_raw_port_do_not_stop_the_server() {
         let mut rng = ChaCha8Rng::seed_from_u64(13);
         const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         for round in 0..20 {
-            let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+            let mut stream = tokio::net::TcpStream::connect(server.addr)
+                .await
+                .expect("connect");
             let len = rng.random_range(1..20_000);
             let mut junk: Vec<u8> = (0..len).map(|_| rng.random()).collect();
             // Half the rounds look like HTTP/2 until the frames start.
@@ -110,14 +118,19 @@ async fn random_bytes_on_the_raw_port_do_not_stop_the_server() {
             // The server may close on us mid-write; that is its right.
             let _ = stream.write_all(&junk).await;
             let mut sink = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut sink)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut sink)).await;
             assert_answers(&mut client, "rb4", image).await;
         }
         // Half-open connections that send nothing do not block others either.
         let idle: Vec<_> = {
             let mut v = Vec::new();
             for _ in 0..8 {
-                v.push(tokio::net::TcpStream::connect(server.addr).await.expect("connect"));
+                v.push(
+                    tokio::net::TcpStream::connect(server.addr)
+                        .await
+                        .expect("connect"),
+                );
             }
             v
         };
@@ -134,7 +147,13 @@ async fn a_full_queue_answers_resource_exhausted_then_recovers() {
     tokio::time::timeout(LIMIT, async {
         let gate = Arc::new(Gate::default());
         let cloud = Arc::new(FakeCloud::gated(gate.clone()));
-        let config = ServerConfig { max_batch: 1, max_delay_ms: 0, max_queue: 2, workers: 1, ..loopback_config() };
+        let config = ServerConfig {
+            max_batch: 1,
+            max_delay_ms: 0,
+            max_queue: 2,
+            workers: 1,
+            ..loopback_config()
+        };
         let server = start(config, cloud.clone()).await;
         let client = raw_client(&server).await;
         let phone = FakePhone::new();
@@ -156,7 +175,11 @@ async fn a_full_queue_answers_resource_exhausted_then_recovers() {
         held.spawn(send(frame.clone()));
         let mut status_client = client.clone();
         loop {
-            let s = status_client.status(bottlenet_runtime::proto::StatusRequest {}).await.expect("status").into_inner();
+            let s = status_client
+                .status(bottlenet_runtime::proto::StatusRequest {})
+                .await
+                .expect("status")
+                .into_inner();
             if s.queue_depth == 2 {
                 assert_eq!(s.max_queue, 2);
                 break;
@@ -186,7 +209,12 @@ async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_unserved() {
     tokio::time::timeout(LIMIT, async {
         let gate = Arc::new(Gate::default());
         let cloud = Arc::new(FakeCloud::gated(gate.clone()));
-        let config = ServerConfig { max_batch: 1, max_delay_ms: 0, workers: 1, ..loopback_config() };
+        let config = ServerConfig {
+            max_batch: 1,
+            max_delay_ms: 0,
+            workers: 1,
+            ..loopback_config()
+        };
         let server = start(config, cloud.clone()).await;
         let client = raw_client(&server).await;
         let phone = FakePhone::new();
@@ -207,7 +235,11 @@ async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_unserved() {
         // The server gives up at the deadline and answers DEADLINE_EXCEEDED; the client's own
         // tonic timer (same deadline) may fire first, which tonic reports as CANCELLED.
         let server_answered = status.code() == Code::DeadlineExceeded;
-        assert!(server_answered || (status.code() == Code::Cancelled && status.message().contains("Timeout")), "{status:?}");
+        assert!(
+            server_answered
+                || (status.code() == Code::Cancelled && status.message().contains("Timeout")),
+            "{status:?}"
+        );
 
         gate.open();
         first.await.expect("task").expect("first request served");
@@ -216,7 +248,10 @@ async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_unserved() {
         // The expired request was never computed: only the first and the last ran.
         assert_eq!(cloud.computed(), 2);
         let text = fetch_metrics(server.metrics.expect("metrics")).await;
-        assert!(text.contains(r#"bottlenet_dropped_total{reason="cancelled"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"bottlenet_dropped_total{reason="cancelled"} 1"#),
+            "{text}"
+        );
         if server_answered {
             assert!(text.contains(r#"status="DEADLINE_EXCEEDED"} 1"#), "{text}");
         }

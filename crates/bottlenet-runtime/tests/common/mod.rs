@@ -10,8 +10,8 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use bottlenet_codec::codec::{GrayImage, ImageCodec};
@@ -39,7 +39,10 @@ pub fn class_names() -> Vec<String> {
 }
 
 fn shape_of(split: &str) -> Option<Shape> {
-    SPLITS.iter().find(|(s, _)| *s == split).map(|(_, shape)| *shape)
+    SPLITS
+        .iter()
+        .find(|(s, _)| *s == split)
+        .map(|(_, shape)| *shape)
 }
 
 /// Logit `k` = mean of the k-th tenth of `values`.
@@ -47,15 +50,23 @@ pub fn region_means(values: &[f32]) -> Vec<f32> {
     (0..CLASSES)
         .map(|k| {
             let lo = k * values.len() / CLASSES;
-            let hi = ((k + 1) * values.len() / CLASSES).max(lo + 1).min(values.len());
+            let hi = ((k + 1) * values.len() / CLASSES)
+                .max(lo + 1)
+                .min(values.len());
             values[lo..hi].iter().sum::<f32>() / (hi - lo) as f32
         })
         .collect()
 }
 
 pub fn head(split: &str, image: &Image) -> Result<FeatureTensor> {
-    let shape = shape_of(split).ok_or_else(|| Error::UnknownSplit { model: MODEL.into(), split: split.into() })?;
-    let (fy, fx) = (image.height.div_ceil(shape.height), image.width.div_ceil(shape.width));
+    let shape = shape_of(split).ok_or_else(|| Error::UnknownSplit {
+        model: MODEL.into(),
+        split: split.into(),
+    })?;
+    let (fy, fx) = (
+        image.height.div_ceil(shape.height),
+        image.width.div_ceil(shape.width),
+    );
     let mut data = Vec::with_capacity(shape.len());
     for c in 0..shape.channels {
         for y in 0..shape.height {
@@ -76,7 +87,10 @@ pub fn head(split: &str, image: &Image) -> Result<FeatureTensor> {
 }
 
 pub fn image_to_tensor(pixels: &[u8]) -> Result<FeatureTensor> {
-    Ok(FeatureTensor::new(Shape::new(1, SIDE, SIDE), pixels.iter().map(|&p| f32::from(p) / 255.0).collect())?)
+    Ok(FeatureTensor::new(
+        Shape::new(1, SIDE, SIDE),
+        pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
+    )?)
 }
 
 /// A gate the fake model's batches wait at until the test opens it (deterministic queue tests).
@@ -112,13 +126,24 @@ pub struct FakeCloud {
 
 impl FakeCloud {
     pub fn new() -> Self {
-        FakeCloud { names: class_names(), ..Default::default() }
+        FakeCloud {
+            names: class_names(),
+            ..Default::default()
+        }
     }
     pub fn slow(delay: Duration) -> Self {
-        FakeCloud { names: class_names(), delay, ..Default::default() }
+        FakeCloud {
+            names: class_names(),
+            delay,
+            ..Default::default()
+        }
     }
     pub fn gated(gate: Arc<Gate>) -> Self {
-        FakeCloud { names: class_names(), gate: Some(gate), ..Default::default() }
+        FakeCloud {
+            names: class_names(),
+            gate: Some(gate),
+            ..Default::default()
+        }
     }
     pub fn computed(&self) -> usize {
         self.computed.load(Ordering::SeqCst)
@@ -152,13 +177,21 @@ impl CloudHalf for FakeCloud {
         shape_of(split)
     }
     fn tail(&self, split: &str, features: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
-        let shape = shape_of(split).ok_or_else(|| Error::UnknownSplit { model: MODEL.into(), split: split.into() })?;
-        assert!(features.iter().all(|f| f.shape == shape), "server must check shapes before the tail");
+        let shape = shape_of(split).ok_or_else(|| Error::UnknownSplit {
+            model: MODEL.into(),
+            split: split.into(),
+        })?;
+        assert!(
+            features.iter().all(|f| f.shape == shape),
+            "server must check shapes before the tail"
+        );
         self.work(features.len());
         Ok(features.iter().map(|f| region_means(&f.data)).collect())
     }
     fn decode_image(&self, jpeg: &[u8]) -> Result<FeatureTensor> {
-        let pixels = Jpeg { quality: 90 }.decode(jpeg, SIDE, SIDE).map_err(|e| Error::InvalidImage(e.to_string()))?;
+        let pixels = Jpeg { quality: 90 }
+            .decode(jpeg, SIDE, SIDE)
+            .map_err(|e| Error::InvalidImage(e.to_string()))?;
         image_to_tensor(&pixels)
     }
     fn full(&self, inputs: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
@@ -176,7 +209,10 @@ pub struct FakePhone {
 
 impl FakePhone {
     pub fn new() -> Self {
-        FakePhone { names: class_names(), splits: SPLITS.iter().map(|(s, _)| s.to_string()).collect() }
+        FakePhone {
+            names: class_names(),
+            splits: SPLITS.iter().map(|(s, _)| s.to_string()).collect(),
+        }
     }
 }
 
@@ -191,14 +227,23 @@ impl PhoneHalf for FakePhone {
         self.splits.clone()
     }
     fn encode(&self, split: &str, image: &Image) -> Result<Vec<u8>> {
-        Ok(bottlenet_codec::encode(&head(split, image)?, &CodecParams::paper())?)
+        Ok(bottlenet_codec::encode(
+            &head(split, image)?,
+            &CodecParams::paper(),
+        )?)
     }
     fn full(&self, image: &Image) -> Result<Vec<f32>> {
         Ok(region_means(&image_to_tensor(&image.pixels)?.data))
     }
     fn jpeg_input(&self, image: &Image, quality: u8) -> Result<Vec<u8>> {
-        let gray = GrayImage { width: image.width, height: image.height, pixels: image.pixels.clone() };
-        Jpeg { quality }.encode(&gray).map_err(|e| Error::InvalidImage(e.to_string()))
+        let gray = GrayImage {
+            width: image.width,
+            height: image.height,
+            pixels: image.pixels.clone(),
+        };
+        Jpeg { quality }
+            .encode(&gray)
+            .map_err(|e| Error::InvalidImage(e.to_string()))
     }
 }
 
@@ -210,14 +255,21 @@ pub fn images(n: usize, seed: u64) -> Vec<Image> {
         .map(|_| {
             // One brightness per tenth of the image, so every class region differs clearly.
             let levels: Vec<u8> = (0..CLASSES).map(|_| rng.random_range(0..=255)).collect();
-            let pixels = (0..SIDE * SIDE).map(|i| levels[i * CLASSES / (SIDE * SIDE)]).collect();
+            let pixels = (0..SIDE * SIDE)
+                .map(|i| levels[i * CLASSES / (SIDE * SIDE)])
+                .collect();
             Image::new(1, SIDE, SIDE, pixels).expect("image")
         })
         .collect()
 }
 
 /// The top-1 class the in-process fake model gives for `split` (frame path, same codec).
-pub fn expected_logits(cloud: &FakeCloud, phone: &FakePhone, split: &str, image: &Image) -> Vec<f32> {
+pub fn expected_logits(
+    cloud: &FakeCloud,
+    phone: &FakePhone,
+    split: &str,
+    image: &Image,
+) -> Vec<f32> {
     if split == bottlenet_runtime::CLOUD_ONLY {
         let jpeg = phone.jpeg_input(image, 90).expect("jpeg");
         let input = cloud.decode_image(&jpeg).expect("decode image");
@@ -248,7 +300,10 @@ impl Running {
             let _ = tx.send(());
         }
         let task = self.task.take().expect("running");
-        tokio::time::timeout(Duration::from_secs(20), task).await.expect("server stops in time").expect("server task")
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
     }
 }
 
@@ -277,14 +332,21 @@ pub async fn start(config: ServerConfig, cloud: Arc<dyn CloudHalf>) -> Running {
     let task = tokio::spawn(server.serve(async move {
         let _ = rx.await;
     }));
-    Running { addr, metrics, stop: Some(tx), task: Some(task) }
+    Running {
+        addr,
+        metrics,
+        stop: Some(tx),
+        task: Some(task),
+    }
 }
 
 /// A raw generated client, for tests that speak the protocol directly.
 pub async fn raw_client(
     running: &Running,
 ) -> bottlenet_runtime::proto::bottle_net_client::BottleNetClient<tonic::transport::Channel> {
-    bottlenet_runtime::proto::bottle_net_client::BottleNetClient::connect(running.url()).await.expect("connect")
+    bottlenet_runtime::proto::bottle_net_client::BottleNetClient::connect(running.url())
+        .await
+        .expect("connect")
 }
 
 pub fn assert_close(a: &[f32], b: &[f32]) {
@@ -297,13 +359,18 @@ pub fn assert_close(a: &[f32], b: &[f32]) {
 /// `GET /metrics` over a plain TCP connection (HTTP/1.1, connection: close).
 pub async fn fetch_metrics(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("metrics connect");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("metrics connect");
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .expect("metrics request");
     let mut body = Vec::new();
-    stream.read_to_end(&mut body).await.expect("metrics response");
+    stream
+        .read_to_end(&mut body)
+        .await
+        .expect("metrics response");
     let text = String::from_utf8_lossy(&body).into_owned();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     text
@@ -312,7 +379,9 @@ pub async fn fetch_metrics(addr: SocketAddr) -> String {
 /// A valid request through the raw client; asserts the answer equals the in-process model (a
 /// fresh one, so the server's model counters only count server work).
 pub async fn assert_answers(
-    client: &mut bottlenet_runtime::proto::bottle_net_client::BottleNetClient<tonic::transport::Channel>,
+    client: &mut bottlenet_runtime::proto::bottle_net_client::BottleNetClient<
+        tonic::transport::Channel,
+    >,
     split: &str,
     image: &Image,
 ) {
@@ -330,8 +399,22 @@ pub async fn assert_answers(
         .await
         .expect("server answers")
         .into_inner();
-    let want = bottlenet_runtime::top_k(&expected_logits(&cloud, &phone, split, image), 3, &class_names());
+    let want = bottlenet_runtime::top_k(
+        &expected_logits(&cloud, &phone, split, image),
+        3,
+        &class_names(),
+    );
     assert_eq!(reply.request_id, 7);
-    assert_eq!(reply.top_k.iter().map(|c| c.index as usize).collect::<Vec<_>>(), want.iter().map(|c| c.index).collect::<Vec<_>>());
-    assert_close(&reply.top_k.iter().map(|c| c.score).collect::<Vec<_>>(), &want.iter().map(|c| c.score).collect::<Vec<_>>());
+    assert_eq!(
+        reply
+            .top_k
+            .iter()
+            .map(|c| c.index as usize)
+            .collect::<Vec<_>>(),
+        want.iter().map(|c| c.index).collect::<Vec<_>>()
+    );
+    assert_close(
+        &reply.top_k.iter().map(|c| c.score).collect::<Vec<_>>(),
+        &want.iter().map(|c| c.score).collect::<Vec<_>>(),
+    );
 }
