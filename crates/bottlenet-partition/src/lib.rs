@@ -46,7 +46,7 @@ pub use results::{
 };
 pub use search::{
     Budget, Measurement, MergeOutcome, RecordFile, SearchConfig, SearchMode, SearchRecord,
-    SearchSpec, Shard, Splits, UnmetSplit, append_record, finished_ids, merge, merge_records,
-    read_records, remaining, shard, split_name,
+    SearchSpec, Shard, Splits, UnmetSplit, append_record, finished_ids, finished_ids_in, merge,
+    merge_records, read_records, record_files, remaining, shard, split_name,
 };
 pub use select::{ACCURACY_EPSILON, RankedCandidate, Selection, Target, evaluate, select};

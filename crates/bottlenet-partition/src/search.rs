@@ -7,8 +7,8 @@
 //! 1. [`SearchSpec::load`] reads `configs/search/<name>.toml`; [`SearchSpec::grid`] enumerates
 //!    split × `c'` × `s` × quality × mode in a fixed order (lines 19–21).
 //! 2. [`shard`] gives shard `i` of `N` its configurations ([`Shard`] parses `--shard i/N`);
-//!    [`finished_ids`] lists those already in the shard's record file, so a restarted job
-//!    skips them ([`remaining`]).
+//!    [`finished_ids_in`] lists those already finished in the output folder (any shard's
+//!    `shard-*.jsonl`, see [`Shard::file_name`]), so a restarted job skips them ([`remaining`]).
 //! 3. Each finished configuration is appended as one JSON line ([`append_record`], line 24).
 //! 4. [`merge`] reads every shard's file, drops exact duplicates, rejects conflicting ones, and
 //!    keeps per split the smallest mean bytes `D_j` within tolerance of the baseline (line 29);
@@ -808,6 +808,53 @@ pub fn finished_ids(path: impl AsRef<Path>) -> Result<BTreeSet<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
         _ => Ok(read_records(path)?.ids()),
     }
+}
+
+/// The shard record files in a search output folder (`shard-*.jsonl`), sorted by name; empty
+/// when the folder does not exist yet.
+pub fn record_files(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.map_err(|source| Error::Io {
+            action: "list",
+            path: dir.to_path_buf(),
+            source,
+        })?,
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| Error::Io {
+                action: "list",
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("shard-") && name.ends_with(".jsonl") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Ids finished by any shard in a search output folder: the union over [`record_files`].
+///
+/// Resuming from this set rather than from the shard's own file keeps a search consistent when
+/// it is restarted with a different shard count: a configuration some earlier shard finished
+/// is not trained again (which would give a second, different record and make the merge fail).
+/// Other shards' files may be growing meanwhile; their torn last lines are not counted.
+pub fn finished_ids_in(dir: impl AsRef<Path>) -> Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    for file in record_files(dir)? {
+        ids.extend(read_records(&file)?.ids());
+    }
+    Ok(ids)
 }
 
 /// A split for which no configuration reached the accuracy threshold.

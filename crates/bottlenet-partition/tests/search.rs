@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use bottlenet_partition::{
     CloudOnlyResult, Measurement, SearchConfig, SearchMode, SearchRecord, SearchSpec, Shard,
-    append_record, finished_ids, merge, read_records, remaining, shard,
+    append_record, finished_ids, finished_ids_in, merge, read_records, record_files, remaining,
+    shard,
 };
 use proptest::prelude::*;
 
@@ -175,6 +176,36 @@ fn a_restarted_shard_skips_finished_configurations() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn a_search_restarted_with_another_shard_count_trains_nothing_twice() {
+    let grid = spec().grid(BLOCKS).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(record_files(dir.path().join("not-yet")).unwrap().is_empty());
+    // First run: 2 shards, shard 1 dies after 5 configurations.
+    run_shard(&grid, "0/2".parse().unwrap(), dir.path());
+    let dying: Shard = "1/2".parse().unwrap();
+    for config in shard(&grid, dying).iter().take(5) {
+        append_record(dir.path().join(dying.file_name()), &fake_train(config)).unwrap();
+    }
+    // Second run: 3 shards, each resuming from every shard file in the folder.
+    let mut trained = Vec::new();
+    for i in 0..3 {
+        let s = Shard::new(i, 3).unwrap();
+        let done = finished_ids_in(dir.path()).unwrap();
+        for config in remaining(&shard(&grid, s), &done) {
+            append_record(dir.path().join(s.file_name()), &fake_train(&config)).unwrap();
+            trained.push(config.id());
+        }
+    }
+    assert_eq!(trained.len(), grid.len() / 2 - 5);
+    let files = record_files(dir.path()).unwrap();
+    assert_eq!(files.len(), 5, "{files:?}");
+    let merged = merge(&files, BASELINE, 2.0).unwrap();
+    assert_eq!(merged.records.len(), grid.len());
+    assert_eq!(merged.duplicates, 0);
+    assert!(merged.missing(&grid).is_empty());
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! the best split per network), computed with Algorithm 1's selection (§2.3) and rendered as
 //! Markdown and CSV.
 //!
-//! Every figure is [`bottlenet_partition::select`]'s: `latency = TM + TU + TC` (ms) and
+//! Every figure is [`fn@bottlenet_partition::select`]'s: `latency = TM + TU + TC` (ms) and
 //! `energy = TM·PM + TU·PU/1000` (mJ). The "best split" of a network is the first eligible split
 //! in selection's ranking for that target; the improvements (×) are cloud-only's (or
 //! mobile-only's) figure divided by the best split's, as in §3.2.
