@@ -16,8 +16,8 @@ pub struct Summary {
     by_path: BTreeMap<String, usize>,
 }
 
-/// The figures of a run.
-#[derive(Debug, Clone, PartialEq)]
+/// The figures of a run (serializable for `--json` output).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SummaryReport {
     pub requests: usize,
     /// Top-1 accuracy over the answers whose label was known.
