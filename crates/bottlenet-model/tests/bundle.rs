@@ -18,7 +18,10 @@ fn trained_like(config: &BottleNetConfig, seed: u64) -> BottleNet {
     let [c, h, w] = config.input_shape;
     let x = images([8, c, h, w], seed + 1, &ad);
     let _ = net.forward(x, CodecMode::Identity).unwrap();
-    net.valid()
+    let net = net.valid();
+    // The test below would not notice unsaved running statistics if they were still 0 / 1.
+    assert!(max_abs(net.backbone.bn1.running_mean.value()) > 0.0);
+    net
 }
 
 fn build_bundle(dir: &Path) -> (Vec<BottleNet>, Bundle) {
