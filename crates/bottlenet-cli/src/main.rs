@@ -21,6 +21,10 @@ enum Command {
     /// Work with wire frames.
     #[command(subcommand)]
     Frame(cmd::frame::FrameCommand),
+    /// Train one experiment (baseline, aware or naive) into a model bundle.
+    Train(cmd::train::TrainArgs),
+    /// Top-1 accuracy and real frame bytes of a bundle through the phone → server path.
+    Eval(cmd::eval::EvalArgs),
 }
 
 fn main() {
@@ -28,6 +32,8 @@ fn main() {
     let result = match cli.command {
         Command::Codec(args) => cmd::codec::run(args),
         Command::Frame(command) => cmd::frame::run(command),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

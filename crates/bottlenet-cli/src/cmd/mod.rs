@@ -1,4 +1,33 @@
-//! One module per subcommand.
+//! One module per subcommand, and the helpers they share.
 
 pub mod codec;
+pub mod eval;
 pub mod frame;
+pub mod train;
+
+use anyhow::Result;
+use bottlenet_data::{DataSource, DatasetPair, resolve_default};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+
+/// The dataset: `explicit`, else Debian's full Fashion-MNIST, else the embedded subset.
+/// Files that could not be read are reported on stderr, one line each.
+pub fn open_data(explicit: Option<&Path>) -> Result<(DatasetPair, DataSource)> {
+    let (pair, source) = resolve_default(explicit)?;
+    for warning in &pair.warnings {
+        eprintln!("warning: skipped {warning}");
+    }
+    Ok((pair, source))
+}
+
+/// A progress bar on stderr, hidden when `quiet`.
+pub fn progress(quiet: bool, len: u64, prefix: String) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len).with_prefix(prefix);
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
