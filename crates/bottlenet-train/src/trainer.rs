@@ -127,7 +127,10 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<BottleNet> {
 }
 
 fn load_weights(model: BottleNet, path: &Path) -> Result<BottleNet> {
-    model.try_load_file(path).map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: format!("{e:?}") })
+    let loaded = model.try_load_file(path).map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: format!("{e:?}") })?;
+    // Tensors loaded from a file arrive without the autodiff flag; without this a resumed run
+    // or a fine-tune from a trained baseline would silently leave those weights frozen.
+    Ok(loaded.set_require_grad(true))
 }
 
 /// The starting model: scratch, a previous run's backbone, or torchvision weights.
@@ -234,7 +237,8 @@ pub fn train(config: &ExperimentConfig, data: &DatasetPair, out: &Path, options:
         });
         state.epochs_done = epoch + 1;
         checkpoint::save(out, &state, |dir| {
-            model.clone().save_file(dir.join(MODEL_FILE)).map_err(|e| Error::Checkpoint { path: dir.to_path_buf(), reason: format!("{e:?}") })?;
+            // The inference copy: saving the autodiff copy drops BatchNorm's running statistics.
+            model.valid().save_file(dir.join(MODEL_FILE)).map_err(|e| Error::Checkpoint { path: dir.to_path_buf(), reason: format!("{e:?}") })?;
             optim.save(dir.join(OPTIMIZER_FILE)).map_err(|e| Error::Checkpoint { path: dir.to_path_buf(), reason: format!("{e:?}") })
         })?;
         if options.stop_after_epochs.is_some_and(|stop| state.epochs_done >= stop && state.epochs_done < config.train.epochs) {
