@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod evaluate;
+pub mod search;
 pub mod trainer;
 
 pub use config::{ExperimentConfig, OptimizerKind, Schedule, TrainMode};

@@ -1,0 +1,112 @@
+//! `bottlenet search`: the training phase of Algorithm 1 over a grid, shardable across machines,
+//! and `bottlenet search merge`: one bundle with each split's chosen configuration.
+
+use anyhow::{Context, Result};
+use bottlenet_partition::search::{SearchSpec, Shard};
+use bottlenet_train::search::{merge_search, run_search};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SearchArgs {
+    #[command(subcommand)]
+    pub merge: Option<SearchCommand>,
+    #[command(flatten)]
+    pub run: Option<SearchRunArgs>,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchRunArgs {
+    /// Search file (TOML), e.g. configs/search/fashion-compact.toml.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// This machine's shard, `i/N` (0-based); default the whole grid.
+    #[arg(long, default_value = "0/1")]
+    pub shard: Shard,
+    /// Output folder shared by all shards (records, per-configuration runs).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Dataset path (default resolution otherwise).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// No progress bars; print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Merge every shard's records: per split the fewest bytes within the tolerance, one bundle.
+    Merge {
+        /// The search's output folder (holds shard-*.jsonl and search.toml).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where to write the bundle holding every chosen split.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Search file; default OUT/search.toml (written by `bottlenet search`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Dataset path (default resolution otherwise).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Test images for the cloud-only JPEG-quality sweep.
+        #[arg(long, default_value_t = 2000)]
+        cloud_only_images: usize,
+        /// Print the merge report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: SearchArgs) -> Result<()> {
+    match (args.merge, args.run) {
+        (Some(SearchCommand::Merge { out, bundle, config, data, cloud_only_images, json }), _) => {
+            let config = config.unwrap_or_else(|| out.join("search.toml"));
+            let spec = SearchSpec::load(&config).with_context(|| format!("reading search file {}", config.display()))?;
+            let (data, _) = super::open_data(data.as_deref())?;
+            let report = merge_search(&spec, &out, &bundle, &data, cloud_only_images)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("baseline top-1 {:.2}%, tolerance {} points", report.baseline_accuracy, spec.tolerance_points);
+                for r in &report.chosen {
+                    println!("  {:<5} c'={} s={} q{} {}: top-1 {:.2}%, mean {:.1} B, p95 {:.0} B", r.split, r.c_prime, r.s, r.quality, r.mode.name(), r.accuracy, r.mean_bytes, r.p95_bytes);
+                }
+                for split in &report.unmet {
+                    println!("  {split:<5} no configuration within the tolerance");
+                }
+                for point in &report.cloud_only {
+                    println!("  cloud-only JPEG q{}: top-1 {:.2}%, {:.1} B", point.quality, point.accuracy, point.mean_bytes);
+                }
+                if !report.missing.is_empty() {
+                    println!("unfinished configurations: {}", report.missing.join(", "));
+                }
+                for warning in &report.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                println!("bundle: {}\nresults: {}", report.bundle.display(), report.results.display());
+            }
+            Ok(())
+        }
+        (None, Some(run)) => {
+            let spec = SearchSpec::load(&run.config).with_context(|| format!("reading search file {}", run.config.display()))?;
+            let (data, _) = super::open_data(run.data.as_deref())?;
+            let summary = run_search(&spec, run.shard, &run.out, &data, run.json)?;
+            if run.json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "grid {} configurations, {} in shard {}, {} already finished, {} trained now",
+                    summary.grid, summary.in_shard, run.shard, summary.already_finished, summary.trained.len()
+                );
+                for r in &summary.trained {
+                    println!("  {}: top-1 {:.2}%, mean {:.1} B ({:.0} s)", r.id, r.accuracy, r.mean_bytes, r.seconds);
+                }
+            }
+            Ok(())
+        }
+        (None, None) => anyhow::bail!("give --config, --out (and --shard i/N), or the `merge` subcommand; see `bottlenet search --help`"),
+    }
+}

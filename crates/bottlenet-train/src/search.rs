@@ -1,0 +1,233 @@
+//! The training phase of Algorithm 1 (paper §2.3, lines 18–30): train every configuration of a
+//! grid (split × c' × s × quality × mode) from the shared baseline, evaluate it with the real
+//! codec, append one JSON line per finished configuration; then merge shards, keep per split the
+//! fewest-bytes configuration within the tolerance, and write one bundle holding every split.
+//! The cloud-only candidate is measured honestly: the lowest JPEG quality of the input image
+//! whose accuracy stays within the tolerance.
+
+use crate::config::ExperimentConfig;
+use crate::error::{Error, Result};
+use crate::evaluate::{batch_tensors, count_correct};
+use crate::trainer::{RESULT_FILE, RunOptions, TrainResult, load_trained, train};
+use bottlenet_codec::{GrayImage, ImageCodec, jpeg::Jpeg};
+use bottlenet_data::{Augment, DatasetPair, Normalization as DataNormalization};
+use bottlenet_model::{BottleNet, Bundle, CodecMode, Normalization, SplitStats};
+use bottlenet_partition::search::{
+    Measurement, MergeOutcome, SearchConfig, SearchRecord, SearchSpec, Shard, append_record, finished_ids_in, merge, record_files, remaining, shard,
+};
+use bottlenet_partition::{CloudOnlyResult, TrainingResults};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What one `bottlenet search` invocation did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SearchSummary {
+    pub grid: usize,
+    pub in_shard: usize,
+    pub already_finished: usize,
+    pub trained: Vec<SearchRecord>,
+}
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+/// The experiment of one grid configuration: the base config with the configuration's values.
+pub fn configuration_experiment(spec: &SearchSpec, config: &SearchConfig) -> Result<ExperimentConfig> {
+    let overrides = vec![
+        format!("name=\"{}-{}\"", spec.name, config.id()),
+        format!("model.split={}", config.split),
+        format!("model.c_prime={}", config.c_prime),
+        format!("model.s={}", config.s),
+        format!("codec.codec=\"{}\"", config.codec),
+        format!("codec.quality={}", config.quality),
+        format!("codec.bits={}", config.bits),
+        format!("train.mode=\"{}\"", config.mode.name()),
+        format!("train.epochs={}", spec.budget.epochs),
+        format!("train.init=\"{}\"", spec.baseline.display()),
+    ];
+    let mut overrides = overrides;
+    if let Some(steps) = spec.budget.steps_per_epoch {
+        overrides.push(format!("train.steps_per_epoch={steps}"));
+    }
+    ExperimentConfig::load(&spec.base, &overrides)
+}
+
+/// Trains the configurations of `shard` that no shard file in `out` has finished yet.
+pub fn run_search(spec: &SearchSpec, which: Shard, out: &Path, data: &DatasetPair, quiet: bool) -> Result<SearchSummary> {
+    let base = ExperimentConfig::load(&spec.base, &[])?;
+    let num_blocks = base.model.arch.num_blocks() as u32;
+    let grid = spec.grid(num_blocks).map_err(invalid)?;
+    let mine = shard(&grid, which);
+    std::fs::create_dir_all(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    crate::checkpoint::write_atomic(&out.join("search.toml"), spec.to_toml().map_err(invalid)?.as_bytes())?;
+    let finished = finished_ids_in(out).map_err(invalid)?;
+    let todo = remaining(&mine, &finished);
+    let mut summary = SearchSummary { grid: grid.len(), in_shard: mine.len(), already_finished: mine.len() - todo.len(), trained: Vec::new() };
+    let records_path = out.join(which.file_name());
+    for (n, config) in todo.iter().enumerate() {
+        if !quiet {
+            eprintln!("[{}/{}] {}", n + 1, todo.len(), config.id());
+        }
+        let started = Instant::now();
+        let experiment = configuration_experiment(spec, config)?;
+        let run_dir = out.join("runs").join(config.id());
+        let result = train(&experiment, data, &run_dir, &RunOptions { resume: true, quiet, stop_after_epochs: None })?;
+        let record = config.record(
+            Measurement {
+                accuracy: 100.0 * result.eval.accuracy,
+                mean_bytes: result.eval.mean_bytes,
+                p95_bytes: result.eval.p95_bytes,
+                seconds: started.elapsed().as_secs_f64(),
+            },
+            run_dir,
+        );
+        append_record(&records_path, &record).map_err(invalid)?;
+        summary.trained.push(record);
+    }
+    Ok(summary)
+}
+
+/// Reads a training output folder's `result.json`.
+pub fn read_result(dir: &Path) -> Result<TrainResult> {
+    let path = dir.join(RESULT_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path, reason: e.to_string() })
+}
+
+/// Accuracy and bytes of the cloud-only path at one JPEG quality of the input image.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CloudOnlyPoint {
+    pub quality: u8,
+    /// Top-1, percent.
+    pub accuracy: f64,
+    /// Mean bytes of one standard JPEG file of the input image (headers included).
+    pub mean_bytes: f64,
+}
+
+/// Evaluates the unmodified network on JPEG-compressed input images at each quality (the image
+/// the phone would upload in the cloud-only approach). Grayscale inputs only.
+pub fn cloud_only_sweep(baseline: &BottleNet, data: &DatasetPair, qualities: &[u8], limit: usize) -> Result<Vec<CloudOnlyPoint>> {
+    let test = &data.test;
+    let [channels, height, width] = test.input_shape();
+    if channels != 1 {
+        return Err(Error::Invalid(format!("the cloud-only sweep handles grayscale inputs; this dataset has {channels} channels")));
+    }
+    let count = limit.min(test.len());
+    let norm: &DataNormalization = test.normalization();
+    let device = baseline.device();
+    let mut points = Vec::with_capacity(qualities.len());
+    for &quality in qualities {
+        let codec = Jpeg { quality };
+        let (mut correct, mut bytes) = (0usize, 0usize);
+        for start in (0..count).step_by(256) {
+            let end = (start + 256).min(count);
+            let mut pixels = Vec::with_capacity((end - start) * height * width);
+            let mut labels = Vec::with_capacity(end - start);
+            for index in start..end {
+                let raw = test.raw(index, Augment::Eval)?;
+                let image = GrayImage { width, height, pixels: raw.image.pixels.clone() };
+                let file = codec.encode(&image)?;
+                bytes += file.len();
+                let decoded = codec.decode(&file, width, height)?;
+                pixels.extend(decoded.iter().map(|&p| norm.apply(0, p)));
+                labels.push(raw.label);
+            }
+            let (images, _) = batch_tensors(pixels, &labels, [end - start, 1, height, width], &device);
+            correct += count_correct(baseline.forward(images, CodecMode::None)?, &labels)?;
+        }
+        points.push(CloudOnlyPoint { quality, accuracy: 100.0 * correct as f64 / count.max(1) as f64, mean_bytes: bytes as f64 / count.max(1) as f64 });
+    }
+    Ok(points)
+}
+
+/// The lowest quality whose accuracy stays within `tolerance_points` of `baseline_accuracy`.
+pub fn honest_cloud_only(points: &[CloudOnlyPoint], baseline_accuracy: f64, tolerance_points: f64) -> Option<CloudOnlyPoint> {
+    points.iter().filter(|p| p.accuracy + 1e-9 >= baseline_accuracy - tolerance_points).min_by_key(|p| p.quality).copied()
+}
+
+/// What `bottlenet search merge` produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergeReport {
+    pub baseline_accuracy: f64,
+    pub chosen: Vec<SearchRecord>,
+    pub unmet: Vec<String>,
+    pub missing: Vec<String>,
+    pub warnings: Vec<String>,
+    pub cloud_only: Vec<CloudOnlyPoint>,
+    pub bundle: PathBuf,
+    pub results: PathBuf,
+}
+
+/// Merges every shard file in `out`, writes one bundle with each split's chosen configuration,
+/// and `results.json` (the selection phase's input) beside the records.
+pub fn merge_search(spec: &SearchSpec, out: &Path, bundle_dir: &Path, data: &DatasetPair, cloud_only_limit: usize) -> Result<MergeReport> {
+    let baseline_result = read_result(&spec.baseline)?;
+    let baseline_accuracy = 100.0 * baseline_result.eval.accuracy;
+    let files = record_files(out).map_err(invalid)?;
+    if files.is_empty() {
+        return Err(Error::Invalid(format!("{} holds no shard-*.jsonl record files; run `bottlenet search` first", out.display())));
+    }
+    let outcome: MergeOutcome = merge(&files, baseline_accuracy, spec.tolerance_points).map_err(invalid)?;
+    let base = ExperimentConfig::load(&spec.base, &[])?;
+    let grid = spec.grid(base.model.arch.num_blocks() as u32).map_err(invalid)?;
+    if outcome.chosen.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no configuration reached {:.2}% (baseline {baseline_accuracy:.2}% − {} points); train longer or widen the grid",
+            outcome.threshold(),
+            spec.tolerance_points
+        )));
+    }
+
+    let device = Device::flex();
+    let model = &baseline_result.model;
+    let norm = data.train.normalization();
+    let mut bundle = Bundle::new(
+        model.arch,
+        model.width,
+        model.input_shape,
+        model.num_classes,
+        Normalization { mean: norm.mean().to_vec(), std: norm.std().to_vec() },
+        data.train.class_names().to_vec(),
+    )?;
+    for record in &outcome.chosen {
+        let net = load_trained(&record.checkpoint, &device)?;
+        bundle.add(&net, SplitStats { accuracy: Some(record.accuracy / 100.0), mean_bytes: Some(record.mean_bytes) })?;
+    }
+    bundle.save(bundle_dir)?;
+
+    let baseline_net = load_trained(&spec.baseline, &device)?;
+    let sweep = cloud_only_sweep(&baseline_net, data, &[5, 10, 20, 30, 50, 75, 90], cloud_only_limit)?;
+    let honest = honest_cloud_only(&sweep, baseline_accuracy, spec.tolerance_points)
+        .ok_or_else(|| Error::Invalid("no JPEG quality of the input keeps the baseline's accuracy within the tolerance".into()))?;
+    let results: TrainingResults = outcome
+        .training_results(model.arch.name(), data.train.name(), CloudOnlyResult { bytes: honest.mean_bytes, accuracy: honest.accuracy })
+        .map_err(invalid)?;
+    let results_path = out.join("results.json");
+    results.save(&results_path).map_err(invalid)?;
+    Ok(MergeReport {
+        baseline_accuracy,
+        chosen: outcome.chosen.clone(),
+        unmet: outcome.unmet.iter().map(|u| u.split.clone()).collect(),
+        missing: outcome.missing(&grid),
+        warnings: outcome.warnings.clone(),
+        cloud_only: sweep,
+        bundle: bundle_dir.to_path_buf(),
+        results: results_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn honest_cloud_only_takes_the_lowest_quality_within_tolerance() {
+        let p = |quality, accuracy, mean_bytes| CloudOnlyPoint { quality, accuracy, mean_bytes };
+        let points = [p(5, 80.0, 300.0), p(10, 89.0, 350.0), p(20, 90.5, 420.0), p(90, 91.0, 800.0)];
+        assert_eq!(honest_cloud_only(&points, 91.0, 2.0).map(|c| c.quality), Some(10));
+        assert_eq!(honest_cloud_only(&points, 99.0, 2.0), None);
+    }
+}
