@@ -1,0 +1,182 @@
+//! `bottlenet profile`: Algorithm 1's profiling phase, measured on this machine. Per split,
+//! `TM_j` (head + reduction + quantize + tile + encode) on the phone or `TC_j` (decode + untile +
+//! dequantize + restoration + tail) on the server, batch 1, median and p90 after warm-up; plus the
+//! cloud-only candidate (JPEG of the input image; the full network on the server) and the
+//! mobile-only one (the full network on the phone). `--load K` keeps K inference workers busy
+//! beside the measurement, standing for a loaded device.
+
+use anyhow::{Context, Result, bail};
+use bottlenet_codec::{GrayImage, ImageCodec, jpeg::Jpeg};
+use bottlenet_data::Augment;
+use bottlenet_model::{Bundle, CodecMode, DeviceChoice};
+use bottlenet_partition::{Profile, ProfileEntry, Role};
+use bottlenet_train::load_trained;
+use bottlenet_train::evaluate::batch_tensors;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Model bundle folder.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Which half to time: mobile (TM) or cloud (TC).
+    #[arg(long)]
+    pub role: Role,
+    /// Trained unmodified network (a training output folder) for the mobile-only and cloud-only
+    /// candidates.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// Inference threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Concurrent background inference workers standing for a loaded device (Algorithm 1's K).
+    #[arg(long, default_value_t = 0)]
+    pub load: u32,
+    /// Timed runs per candidate (after 3 warm-up runs).
+    #[arg(long, default_value_t = 30)]
+    pub runs: usize,
+    /// JPEG quality of the input image on the cloud-only path.
+    #[arg(long, default_value_t = 10)]
+    pub input_quality: u8,
+    /// The phone's compute power in W, recorded in a mobile profile (PM of Algorithm 1).
+    #[arg(long)]
+    pub mobile_power_w: Option<f64>,
+    /// Dataset the sample image comes from (default resolution otherwise).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Where to write the profile (JSON); printed to stdout otherwise.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Median and 90th percentile (nearest rank) of `samples` in ms.
+fn summarize(name: &str, mut samples: Vec<f64>) -> ProfileEntry {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+    ProfileEntry { name: name.to_string(), median_ms: at(0.5), p90_ms: at(0.9), samples: samples.len() as u32 }
+}
+
+/// Times `work` `runs` times after 3 warm-up calls.
+fn time_ms(runs: usize, mut work: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    for _ in 0..3 {
+        work()?;
+    }
+    (0..runs.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            work()?;
+            Ok(start.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect()
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+pub fn run(args: ProfileArgs) -> Result<()> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // burn's flex backend computes on rayon's global pool.
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the inference thread count")?;
+    let device = DeviceChoice::Flex.device()?;
+    let (data, _) = super::open_data(args.data.as_deref())?;
+    let [channels, height, width] = data.test.input_shape();
+    let sample = data.test.get(0, Augment::Eval)?;
+    let raw = data.test.raw(0, Augment::Eval)?;
+    let image = || batch_tensors(sample.pixels.clone(), &[sample.label], [1, channels, height, width], &device).0;
+    let baseline = Arc::new(load_trained(&args.baseline, &device)?);
+    if baseline.config().input_shape != [channels, height, width] {
+        bail!("baseline expects {:?} inputs, the dataset has {:?}", baseline.config().input_shape, [channels, height, width]);
+    }
+
+    // Background load: K workers running the full network until the measurement ends.
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..args.load)
+        .map(|_| {
+            let (stop, model, input) = (stop.clone(), baseline.clone(), image());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = model.forward(input.clone(), CodecMode::None);
+                }
+            })
+        })
+        .collect();
+
+    let mut entries = Vec::new();
+    let input_codec = Jpeg { quality: args.input_quality };
+    let gray = GrayImage { width, height, pixels: raw.image.pixels.clone() };
+    if channels != 1 {
+        bail!("profiling the cloud-only path handles grayscale inputs; this dataset has {channels} channels");
+    }
+    let measured = (|| -> Result<()> {
+        match args.role {
+            Role::Mobile => {
+                let mobile = Bundle::load_mobile(&args.bundle, &device)?;
+                for j in mobile.splits().collect::<Vec<_>>() {
+                    let half = mobile.half(j).context("missing half")?;
+                    let samples = time_ms(args.runs, || Ok(drop(half.encode(image())?)))?;
+                    entries.push(summarize(&format!("RB{j}"), samples));
+                }
+                let samples = time_ms(args.runs, || Ok(drop(input_codec.encode(&gray)?)))?;
+                entries.push(summarize("cloud-only", samples));
+                let samples = time_ms(args.runs, || Ok(drop(baseline.forward(image(), CodecMode::None)?.into_data())))?;
+                entries.push(summarize("mobile-only", samples));
+            }
+            Role::Cloud => {
+                let mobile = Bundle::load_mobile(&args.bundle, &device)?;
+                let cloud = Bundle::load_cloud(&args.bundle, &device)?;
+                for j in cloud.splits().collect::<Vec<_>>() {
+                    let frames = mobile.half(j).context("missing phone half")?.encode(image())?;
+                    let half = cloud.half(j).context("missing half")?;
+                    let samples = time_ms(args.runs, || Ok(drop(half.decode(&frames)?.into_data())))?;
+                    entries.push(summarize(&format!("RB{j}"), samples));
+                }
+                let file = input_codec.encode(&gray)?;
+                let norm = data.test.normalization();
+                let samples = time_ms(args.runs, || {
+                    let pixels = input_codec.decode(&file, width, height)?.iter().map(|&p| norm.apply(0, p)).collect();
+                    let input = batch_tensors(pixels, &[0], [1, 1, height, width], &device).0;
+                    Ok(drop(baseline.forward(input, CodecMode::None)?.into_data()))
+                })?;
+                entries.push(summarize("cloud-only", samples));
+                entries.push(ProfileEntry { name: "mobile-only".into(), median_ms: 0.0, p90_ms: 0.0, samples: 0 });
+            }
+        }
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    measured?;
+
+    let profile = Profile {
+        format: bottlenet_partition::profile::PROFILE_FORMAT,
+        device: format!("{} ({} threads, burn flex CPU backend)", cpu_name(), threads),
+        role: args.role,
+        threads: threads as u32,
+        load_level: args.load,
+        power_w: if args.role == Role::Mobile { args.mobile_power_w } else { None },
+        source: format!("bottlenet profile, batch 1, {} runs after 3 warm-up, input JPEG q{}", args.runs, args.input_quality),
+        candidates: entries,
+    };
+    profile.validate()?;
+    match &args.out {
+        Some(path) => {
+            profile.save(path)?;
+            eprintln!("profile written to {}", path.display());
+        }
+        None => println!("{}", serde_json::to_string_pretty(&profile)?),
+    }
+    for entry in &profile.candidates {
+        eprintln!("{:<12} median {:8.3} ms   p90 {:8.3} ms", entry.name, entry.median_ms, entry.p90_ms);
+    }
+    Ok(())
+}
