@@ -163,10 +163,11 @@ pub struct MergeReport {
 
 /// Merges every shard file in `out`, writes one bundle with each split's chosen configuration,
 /// and `results.json` (the selection phase's input) beside the records.
-pub fn merge_search(spec: &SearchSpec, out: &Path, bundle_dir: &Path, data: &DatasetPair, cloud_only_limit: usize) -> Result<MergeReport> {
+/// `files` names the record files to merge; empty means every `shard-*.jsonl` in `out`.
+pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir: &Path, data: &DatasetPair, cloud_only_limit: usize) -> Result<MergeReport> {
     let baseline_result = read_result(&spec.baseline)?;
     let baseline_accuracy = 100.0 * baseline_result.eval.accuracy;
-    let files = record_files(out).map_err(invalid)?;
+    let files = if files.is_empty() { record_files(out).map_err(invalid)? } else { files.to_vec() };
     if files.is_empty() {
         return Err(Error::Invalid(format!("{} holds no shard-*.jsonl record files; run `bottlenet search` first", out.display())));
     }

@@ -57,16 +57,18 @@ pub enum SearchCommand {
         /// Print the merge report as JSON.
         #[arg(long)]
         json: bool,
+        /// Record files to merge (default: every OUT/shard-*.jsonl).
+        files: Vec<PathBuf>,
     },
 }
 
 pub fn run(args: SearchArgs) -> Result<()> {
     match (args.merge, args.run) {
-        (Some(SearchCommand::Merge { out, bundle, config, data, cloud_only_images, json }), _) => {
+        (Some(SearchCommand::Merge { out, bundle, config, data, cloud_only_images, json, files }), _) => {
             let config = config.unwrap_or_else(|| out.join("search.toml"));
             let spec = SearchSpec::load(&config).with_context(|| format!("reading search file {}", config.display()))?;
             let (data, _) = super::open_data(data.as_deref())?;
-            let report = merge_search(&spec, &out, &bundle, &data, cloud_only_images)?;
+            let report = merge_search(&spec, &out, &files, &bundle, &data, cloud_only_images)?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
