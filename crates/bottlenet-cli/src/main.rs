@@ -3,6 +3,7 @@
 //! non-zero exit status.
 
 mod cmd;
+mod serving;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,10 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Top-1 accuracy and real frame bytes of a bundle through the phone → server path.
     Eval(cmd::eval::EvalArgs),
+    /// Serve a bundle's server halves over gRPC (every split, plus cloud-only).
+    Serve(cmd::serve::ServeArgs),
+    /// Run test images through a server from the phone side and summarise accuracy, bytes, latency.
+    Infer(cmd::infer::InferArgs),
 }
 
 fn main() {
@@ -34,6 +39,8 @@ fn main() {
         Command::Frame(command) => cmd::frame::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Infer(args) => cmd::infer::run(args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -3,6 +3,8 @@
 pub mod codec;
 pub mod eval;
 pub mod frame;
+pub mod infer;
+pub mod serve;
 pub mod train;
 
 use anyhow::Result;

@@ -1,0 +1,101 @@
+//! `bottlenet infer`: the phone half of a bundle against a running server, over the dataset's
+//! test images; prints accuracy, bytes sent, latency percentiles and which path served how many.
+
+use crate::serving::BundlePhone;
+use anyhow::{Context, Result, bail};
+use bottlenet_data::Augment;
+use bottlenet_model::{Bundle, DeviceChoice};
+use bottlenet_runtime::{Client, ClientOptions, Image, PhoneHalf, SplitMode, Summary};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// Server URL, e.g. http://127.0.0.1:50051.
+    #[arg(long)]
+    pub server: String,
+    /// Model bundle folder (the phone's halves).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Path: a split (RBj), cloud-only or mobile-only; default: the bundle's first split.
+    #[arg(long)]
+    pub split: Option<String>,
+    /// At most this many test images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Dataset path (default resolution otherwise).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Classes returned per answer.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: u32,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: InferArgs) -> Result<()> {
+    let device = DeviceChoice::Flex.device()?;
+    let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {}", args.bundle.display()))?;
+    let manifest = mobile.manifest.clone();
+    // The server halves too, so the phone can answer alone (mobile-only, and fallback).
+    let cloud = Bundle::load_cloud(&args.bundle, &device).with_context(|| format!("loading {} for the mobile-only path", args.bundle.display()))?;
+    let phone = BundlePhone::new(mobile, device).with_full(cloud);
+    let mode = match args.split.as_deref() {
+        Some(bottlenet_runtime::CLOUD_ONLY) => SplitMode::CloudOnly,
+        Some(bottlenet_runtime::MOBILE_ONLY) => SplitMode::MobileOnly,
+        Some(s) => {
+            let j = super::eval::parse_split(s)?;
+            SplitMode::Fixed(manifest.entry(j).with_context(|| format!("bundle has no split RB{j}; it has {:?}", phone.splits()))?.name.clone())
+        }
+        None => SplitMode::Fixed(phone.splits().into_iter().next().context("bundle has no splits")?),
+    };
+    let (data, _) = super::open_data(args.data.as_deref())?;
+    let test = data.test;
+    if test.input_shape() != manifest.input_shape {
+        bail!("dataset images are {:?} but the bundle expects {:?}; pass the matching --data", test.input_shape(), manifest.input_shape);
+    }
+    let total = args.limit.unwrap_or(test.len()).min(test.len());
+    let mut options = ClientOptions::new(mode);
+    options.top_k = args.top_k;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let report = runtime.block_on(async {
+        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options).await.with_context(|| format!("connecting to {}", args.server))?;
+        let bar = super::progress(args.json, total as u64, "infer".into());
+        let mut summary = Summary::new();
+        for i in 0..total {
+            let raw = test.raw(i, Augment::Eval)?;
+            let image = chw(&raw.image)?;
+            let answer = client.infer(&image).await.with_context(|| format!("image {i}"))?;
+            summary.record(&answer, Some(raw.label as usize));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        anyhow::Ok(summary.report())
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let accuracy = report.accuracy.map_or("n/a".to_string(), |a| format!("{:.2}%", 100.0 * a));
+        println!(
+            "{} images: top-1 {accuracy}, mean {:.1} B sent, latency p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {} fallbacks",
+            report.requests, report.mean_bytes, report.p50_ms, report.p95_ms, report.p99_ms, report.fallbacks
+        );
+        for (path, n) in &report.by_path {
+            println!("  {path}: {n}");
+        }
+    }
+    Ok(())
+}
+
+/// A dataset image (HWC, channels interleaved) as the runtime's CHW image.
+fn chw(raw: &bottlenet_data::RawImage) -> Result<Image> {
+    let (c, h, w) = (raw.channels, raw.height, raw.width);
+    let mut pixels = vec![0u8; c * h * w];
+    for (i, &p) in raw.pixels.iter().enumerate() {
+        let (pixel, ch) = (i / c, i % c);
+        pixels[ch * h * w + pixel] = p;
+    }
+    Ok(Image::new(c, h, w, pixels)?)
+}

@@ -1,0 +1,247 @@
+//! A model bundle behind the runtime's [`CloudHalf`](RtCloud) and [`PhoneHalf`](RtPhone) traits:
+//! the server holds every split's restoration + tail, the phone every split's head + reduction
+//! (paper §3.4). Split names are the manifest's (`RB3`).
+//!
+//! Cloud-only and mobile-only need the whole network on one side. A bundle stores only halves,
+//! so the whole network is composed from the first split's two halves with the real codec round
+//! trip between them, i.e. exactly `BottleNet::forward(x, CodecMode::Aware)`; it is available when
+//! the side was given the other half too ([`BundleCloud::with_full`], [`BundlePhone::with_full`]),
+//! and otherwise answers with a clear "not available" error.
+//!
+//! Input images travel on the cloud-only path as one baseline grayscale JPEG whose rows are the
+//! image's channel planes stacked (`C·H` rows of `W`): the codec crate's JPEG is grayscale only,
+//! and both ends are this file.
+//!
+//! Every method blocks (burn on the CPU); the runtime calls them on worker threads / the blocking
+//! pool, never on the reactor.
+
+use bottlenet_codec::codec::ImageCodec;
+use bottlenet_codec::jpeg::Jpeg;
+use bottlenet_codec::{CodecParams, FeatureTensor, GrayImage, Shape};
+use bottlenet_model::{CloudBundle, CloudHalf as ModelCloud, Manifest, MobileBundle, MobileHalf as ModelMobile};
+use bottlenet_runtime::{CloudHalf as RtCloud, Error, Image, PhoneHalf as RtPhone, Result};
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// The model name both ends announce: architecture, width, input shape and classes, so a phone
+/// and a server loaded from different bundles of one architecture do not pair up by accident.
+pub fn model_name(manifest: &Manifest) -> String {
+    let [c, h, w] = manifest.input_shape;
+    format!("{}-w{}-{c}x{h}x{w}-{}", manifest.arch, manifest.width, manifest.num_classes)
+}
+
+fn split_index(manifest: &Manifest, split: &str) -> Option<usize> {
+    manifest.splits.iter().find(|e| e.name == split).map(|e| e.split)
+}
+
+fn unknown_split(manifest: &Manifest, split: &str) -> Error {
+    Error::UnknownSplit { model: model_name(manifest), split: split.to_string() }
+}
+
+fn to_host<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>> {
+    x.into_data().try_into_vec_as::<f32>().map_err(|e| Error::Model(format!("reading a tensor back to the host: {e:?}")))
+}
+
+/// Splits `[n·k]` row-major logits into `n` vectors of `k`.
+fn rows(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
+    let [_, k] = logits.dims();
+    Ok(to_host(logits)?.chunks(k.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+/// Stacks samples of one shape into a `[n, c, h, w]` tensor.
+fn stack(samples: &[FeatureTensor], shape: Shape, device: &Device) -> Result<Tensor<4>> {
+    let mut data = Vec::with_capacity(samples.len() * shape.channels * shape.height * shape.width);
+    for s in samples {
+        if s.shape != shape {
+            return Err(Error::InvalidArgument(format!("sample of shape {:?}, expected {shape:?}", s.shape)));
+        }
+        data.extend_from_slice(&s.data);
+    }
+    Ok(Tensor::<4>::from_data(TensorData::new(data, [samples.len(), shape.channels, shape.height, shape.width]), device))
+}
+
+/// `(p/255 − mean_c) / std_c` per channel (the manifest's normalisation), CHW.
+fn normalise(manifest: &Manifest, channels: usize, pixels: &[u8]) -> Result<Vec<f32>> {
+    let norm = &manifest.normalization;
+    norm.validate(channels).map_err(Error::model)?;
+    let plane = pixels.len() / channels.max(1);
+    Ok(pixels.iter().enumerate().map(|(i, &p)| (f32::from(p) / 255.0 - norm.mean[i / plane]) / norm.std[i / plane]).collect())
+}
+
+fn check_image(manifest: &Manifest, image: &Image) -> Result<()> {
+    let [c, h, w] = manifest.input_shape;
+    if [image.channels, image.height, image.width] != [c, h, w] || image.pixels.len() != c * h * w {
+        return Err(Error::InvalidImage(format!(
+            "image is {}×{}×{}, the model takes {c}×{h}×{w}",
+            image.channels, image.height, image.width
+        )));
+    }
+    Ok(())
+}
+
+/// Head + reduction, codec round trip, restoration + tail: the whole network as trained
+/// (`BottleNet::forward(x, CodecMode::Aware)`), on one side.
+fn compose(mobile: &ModelMobile, cloud: &ModelCloud, x: Tensor<4>) -> Result<Tensor<2>> {
+    let z = mobile.features(x).map_err(Error::model)?;
+    let (z, _) = bottlenet_model::codec_straight_through(z, &mobile.config().codec).map_err(Error::model)?;
+    cloud.logits(z).map_err(Error::model)
+}
+
+fn not_full(side: &str) -> Error {
+    Error::InvalidArgument(format!("not available: this {side} has no full model (it holds only its halves of the bundle)"))
+}
+
+/// The server's side of a bundle.
+#[derive(Debug)]
+pub struct BundleCloud {
+    name: String,
+    class_names: Vec<String>,
+    cloud: CloudBundle,
+    mobile: Option<MobileBundle>,
+    device: Device,
+}
+
+impl BundleCloud {
+    pub fn new(cloud: CloudBundle, device: Device) -> Self {
+        let class_names = class_names(&cloud.manifest);
+        Self { name: model_name(&cloud.manifest), class_names, cloud, mobile: None, device }
+    }
+
+    /// Also holds the phone halves, so the server can run the whole network (cloud-only path).
+    pub fn with_full(mut self, mobile: MobileBundle) -> Self {
+        self.mobile = Some(mobile);
+        self
+    }
+
+    fn half(&self, split: &str) -> Result<&ModelCloud> {
+        split_index(&self.cloud.manifest, split)
+            .and_then(|j| self.cloud.half(j))
+            .ok_or_else(|| unknown_split(&self.cloud.manifest, split))
+    }
+}
+
+fn class_names(manifest: &Manifest) -> Vec<String> {
+    if manifest.class_names.len() == manifest.num_classes {
+        manifest.class_names.clone()
+    } else {
+        (0..manifest.num_classes).map(|k| k.to_string()).collect()
+    }
+}
+
+impl RtCloud for BundleCloud {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    fn splits(&self) -> Vec<String> {
+        self.cloud.manifest.splits.iter().filter(|e| self.cloud.half(e.split).is_some()).map(|e| e.name.clone()).collect()
+    }
+
+    fn feature_shape(&self, split: &str) -> Option<Shape> {
+        let [c, h, w] = self.half(split).ok()?.reduced_shape().ok()?;
+        Some(Shape::new(c, h, w))
+    }
+
+    fn tail(&self, split: &str, features: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
+        let half = self.half(split)?;
+        let shape = self.feature_shape(split).ok_or_else(|| unknown_split(&self.cloud.manifest, split))?;
+        if features.is_empty() {
+            return Ok(Vec::new());
+        }
+        rows(half.logits(stack(features, shape, &self.device)?).map_err(Error::model)?)
+    }
+
+    fn decode_image(&self, jpeg: &[u8]) -> Result<FeatureTensor> {
+        let [c, h, w] = self.cloud.manifest.input_shape;
+        let pixels = Jpeg { quality: 90 }.decode(jpeg, w, c * h).map_err(|e| Error::InvalidImage(e.to_string()))?;
+        let data = normalise(&self.cloud.manifest, c, &pixels)?;
+        FeatureTensor::new(Shape::new(c, h, w), data).map_err(Error::from)
+    }
+
+    fn full(&self, inputs: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
+        let mobile = self.mobile.as_ref().ok_or_else(|| not_full("server"))?;
+        let j = mobile.splits().find(|j| self.cloud.half(*j).is_some()).ok_or_else(|| not_full("server"))?;
+        let (Some(head), Some(tail)) = (mobile.half(j), self.cloud.half(j)) else { return Err(not_full("server")) };
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let [c, h, w] = self.cloud.manifest.input_shape;
+        rows(compose(head, tail, stack(inputs, Shape::new(c, h, w), &self.device)?)?)
+    }
+}
+
+/// The phone's side of a bundle.
+#[derive(Debug)]
+pub struct BundlePhone {
+    name: String,
+    class_names: Vec<String>,
+    mobile: MobileBundle,
+    cloud: Option<CloudBundle>,
+    device: Device,
+}
+
+impl BundlePhone {
+    pub fn new(mobile: MobileBundle, device: Device) -> Self {
+        let class_names = class_names(&mobile.manifest);
+        Self { name: model_name(&mobile.manifest), class_names, mobile, cloud: None, device }
+    }
+
+    /// Also holds the server halves, so the phone can answer alone (mobile-only path).
+    pub fn with_full(mut self, cloud: CloudBundle) -> Self {
+        self.cloud = Some(cloud);
+        self
+    }
+
+    /// The normalised input tensor `[1, C, H, W]` of one image.
+    pub fn input(&self, image: &Image) -> Result<Tensor<4>> {
+        check_image(&self.mobile.manifest, image)?;
+        let data = normalise(&self.mobile.manifest, image.channels, &image.pixels)?;
+        Ok(Tensor::<4>::from_data(TensorData::new(data, [1, image.channels, image.height, image.width]), &self.device))
+    }
+
+    /// The codec parameters of `split`.
+    pub fn codec_params(&self, split: &str) -> Option<CodecParams> {
+        self.mobile.manifest.splits.iter().find(|e| e.name == split).map(|e| e.codec_params())
+    }
+}
+
+impl RtPhone for BundlePhone {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    fn splits(&self) -> Vec<String> {
+        self.mobile.manifest.splits.iter().filter(|e| self.mobile.half(e.split).is_some()).map(|e| e.name.clone()).collect()
+    }
+
+    fn encode(&self, split: &str, image: &Image) -> Result<Vec<u8>> {
+        let manifest = &self.mobile.manifest;
+        let half = split_index(manifest, split).and_then(|j| self.mobile.half(j)).ok_or_else(|| unknown_split(manifest, split))?;
+        let params = self.codec_params(split).ok_or_else(|| unknown_split(manifest, split))?;
+        let z = half.features(self.input(image)?).map_err(Error::model)?;
+        let [_, c, h, w] = z.dims();
+        let tensor = FeatureTensor::new(Shape::new(c, h, w), to_host(z)?)?;
+        Ok(bottlenet_codec::encode(&tensor, &params)?)
+    }
+
+    fn full(&self, image: &Image) -> Result<Vec<f32>> {
+        let cloud = self.cloud.as_ref().ok_or_else(|| not_full("phone"))?;
+        let j = self.mobile.splits().find(|j| cloud.half(*j).is_some()).ok_or_else(|| not_full("phone"))?;
+        let (Some(head), Some(tail)) = (self.mobile.half(j), cloud.half(j)) else { return Err(not_full("phone")) };
+        let mut out = rows(compose(head, tail, self.input(image)?)?)?;
+        out.pop().ok_or_else(|| Error::Model("the network returned no logits".into()))
+    }
+
+    fn jpeg_input(&self, image: &Image, quality: u8) -> Result<Vec<u8>> {
+        check_image(&self.mobile.manifest, image)?;
+        let gray = GrayImage { width: image.width, height: image.channels * image.height, pixels: image.pixels.clone() };
+        Jpeg { quality }.encode(&gray).map_err(|e| Error::InvalidImage(e.to_string()))
+    }
+}

@@ -1,0 +1,172 @@
+//! The CLI's bundle adapters behind the real gRPC server: for every split, the phone half's
+//! frames answered by the server give the logits of the in-process
+//! `BottleNet::forward(x, CodecMode::Aware)`; a malformed frame is INVALID_ARGUMENT and the server
+//! keeps answering; the client's split, cloud-only and mobile-only paths all answer.
+#![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
+
+#[allow(dead_code)]
+#[path = "../src/serving.rs"]
+mod serving;
+
+use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, Normalization, SplitStats};
+use bottlenet_runtime::proto::InferRequest;
+use bottlenet_runtime::proto::bottle_net_client::BottleNetClient;
+use bottlenet_runtime::{Choice, Client, ClientOptions, CloudHalf, Image, PhoneHalf, Server, ServerConfig, SplitMode, top_k};
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
+use serving::{BundleCloud, BundlePhone, model_name};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::Code;
+
+const CLASSES: usize = 10;
+const MEAN: f32 = 0.286;
+const STD: f32 = 0.353;
+
+/// A compact network whose BatchNorm running statistics moved (one training-mode pass), as an
+/// inference copy.
+fn net(j: usize, c_prime: usize, s: usize, seed: u64) -> BottleNet {
+    let ad = DeviceChoice::Flex.device().unwrap().autodiff();
+    ad.seed(seed);
+    let config = BottleNetConfig::new(Arch::Compact, [1, 28, 28], CLASSES).with_split(j, c_prime, s);
+    let net = BottleNet::new(&config, &ad).unwrap();
+    let x = Tensor::<4>::from_data(TensorData::new(pixels(8 * 784, seed).iter().map(|&p| f32::from(p) / 255.0).collect::<Vec<_>>(), [8, 1, 28, 28]), &ad);
+    let _ = net.forward(x, CodecMode::Identity).unwrap();
+    net.valid()
+}
+
+/// Deterministic pseudo-random bytes (an LCG): images that differ from one another.
+fn pixels(n: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+fn reference_logits(net: &BottleNet, image: &Image) -> Vec<f32> {
+    let device = DeviceChoice::Flex.device().unwrap();
+    let x: Vec<f32> = image.pixels.iter().map(|&p| (f32::from(p) / 255.0 - MEAN) / STD).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [1, 1, 28, 28]), &device);
+    net.forward(x, CodecMode::Aware).unwrap().into_data().try_into_vec_as::<f32>().unwrap()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_bundle_matches_in_process_forward() {
+    tokio::time::timeout(Duration::from_secs(300), run()).await.expect("test ran past its limit");
+}
+
+async fn run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let nets = vec![net(2, 4, 2, 7), net(5, 2, 1, 8)];
+    let names: Vec<String> = (0..CLASSES).map(|k| format!("class-{k}")).collect();
+    let mut bundle = Bundle::new(Arch::Compact, nets[0].config().width, [1, 28, 28], CLASSES, Normalization { mean: vec![MEAN], std: vec![STD] }, names).unwrap();
+    for n in &nets {
+        bundle.add(n, SplitStats::default()).unwrap();
+    }
+    bundle.save(&dir).unwrap();
+
+    let device = DeviceChoice::Flex.device().unwrap();
+    let cloud = BundleCloud::new(Bundle::load_cloud(&dir, &device).unwrap(), device.clone()).with_full(Bundle::load_mobile(&dir, &device).unwrap());
+    let phone = BundlePhone::new(Bundle::load_mobile(&dir, &device).unwrap(), device.clone()).with_full(Bundle::load_cloud(&dir, &device).unwrap());
+    let splits = ["RB2".to_string(), "RB5".to_string()];
+    assert_eq!(cloud.splits(), splits);
+    assert_eq!(phone.splits(), splits);
+    let model = model_name(bundle.manifest());
+    assert_eq!(cloud.model_name(), model);
+    let cloud = Arc::new(cloud);
+    let phone = Arc::new(phone);
+
+    let images: Vec<Image> = (0..3).map(|i| Image::new(1, 28, 28, pixels(784, 100 + i)).unwrap()).collect();
+
+    // In process: phone frame → codec decode → server tail equals the aware forward pass.
+    for (split, net) in splits.iter().zip(&nets) {
+        for image in &images {
+            let frame = phone.encode(split, image).unwrap();
+            let features = bottlenet_codec::decode(&frame).unwrap();
+            assert_eq!(Some(features.shape), cloud.feature_shape(split));
+            let got = cloud.tail(split, &[features]).unwrap().pop().unwrap();
+            let want = reference_logits(net, image);
+            assert!(max_abs_diff(&got, &want) < 1e-4, "{split}: {got:?} vs {want:?}");
+        }
+    }
+    // Mobile-only is the first split's whole network.
+    let got = phone.full(&images[0]).unwrap();
+    assert!(max_abs_diff(&got, &reference_logits(&nets[0], &images[0])) < 1e-4);
+
+    // Over gRPC, on 127.0.0.1:0.
+    let config = ServerConfig { addr: ([127, 0, 0, 1], 0).into(), max_batch: 4, workers: 1, ..ServerConfig::default() };
+    let server = Server::bind(config, vec![cloud.clone() as Arc<dyn CloudHalf>]).await.unwrap();
+    let url = format!("http://{}", server.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let mut rpc = BottleNetClient::connect(url.clone()).await.unwrap();
+    let request = |split: &str, frame: Vec<u8>| InferRequest { model: model.clone(), split: split.to_string(), frame, request_id: 1, top_k: CLASSES as u32 };
+
+    for (split, net) in splits.iter().zip(&nets) {
+        for image in &images {
+            let frame = phone.encode(split, image).unwrap();
+            let reply = rpc.infer(request(split, frame)).await.unwrap().into_inner();
+            let want = top_k(&reference_logits(net, image), CLASSES, cloud.class_names());
+            assert_eq!(reply.top_k.len(), CLASSES);
+            assert_eq!(reply.top_k[0].index as usize, want[0].index, "{split}: top-1");
+            for score in &reply.top_k {
+                let expected = want.iter().find(|c| c.index == score.index as usize).unwrap();
+                assert!((score.score - expected.score).abs() < 1e-4, "{split}: class {} {} vs {}", score.index, score.score, expected.score);
+                assert_eq!(score.label, expected.label);
+            }
+        }
+    }
+
+    // A malformed frame is refused as INVALID_ARGUMENT, and the server still answers.
+    let mut bad = phone.encode("RB2", &images[0]).unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x5A;
+    for frame in [bad, vec![1, 2, 3], phone.encode("RB5", &images[0]).unwrap()] {
+        let status = rpc.infer(request("RB2", frame)).await.expect_err("malformed frame");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let frame = phone.encode("RB2", &images[1]).unwrap();
+        let reply = rpc.infer(request("RB2", frame)).await.unwrap().into_inner();
+        assert_eq!(reply.top_k[0].index as usize, argmax(&reference_logits(&nets[0], &images[1])));
+    }
+
+    // The runtime's client on each path.
+    for (mode, served) in [
+        (SplitMode::Fixed("RB5".into()), Choice::Split("RB5".into())),
+        (SplitMode::CloudOnly, Choice::CloudOnly),
+        (SplitMode::MobileOnly, Choice::MobileOnly),
+    ] {
+        let mut options = ClientOptions::new(mode);
+        options.timeout = Duration::from_secs(30);
+        let client = Client::connect(&url, phone.clone() as Arc<dyn PhoneHalf>, options).await.unwrap();
+        let answer = client.infer(&images[2]).await.unwrap();
+        assert_eq!(answer.served_by, served);
+        assert!(!answer.fell_back, "{served:?} fell back");
+        assert_eq!(answer.top_k.len(), 5);
+        if served == Choice::Split("RB5".into()) {
+            assert_eq!(answer.top_k[0].index, argmax(&reference_logits(&nets[1], &images[2])));
+            assert!(answer.bytes > 0);
+        }
+        if served == Choice::MobileOnly {
+            assert_eq!(answer.top_k[0].index, argmax(&reference_logits(&nets[0], &images[2])));
+            assert_eq!(answer.bytes, 0);
+        }
+    }
+
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
