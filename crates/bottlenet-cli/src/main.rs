@@ -30,6 +30,13 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Run test images through a server from the phone side and summarise accuracy, bytes, latency.
     Infer(cmd::infer::InferArgs),
+    /// Inspect a backbone: split points, feature shapes and sizes, head / tail MACs.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCommand),
+    /// Algorithm 1's selection: rank every split by latency or phone energy on one up-link.
+    Select(cmd::select::SelectArgs),
+    /// Write the paper's Tables 4-5 and plots from results and device profiles.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() {
@@ -41,6 +48,9 @@ fn main() {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Infer(args) => cmd::infer::run(args),
+        Command::Model(command) => cmd::model::run(command),
+        Command::Select(args) => cmd::select::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

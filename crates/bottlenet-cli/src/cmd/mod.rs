@@ -4,6 +4,9 @@ pub mod codec;
 pub mod eval;
 pub mod frame;
 pub mod infer;
+pub mod model;
+pub mod report;
+pub mod select;
 pub mod serve;
 pub mod train;
 
