@@ -26,6 +26,10 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Top-1 accuracy and real frame bytes of a bundle through the phone → server path.
     Eval(cmd::eval::EvalArgs),
+    /// Algorithm 1's training phase over a grid (shardable), or `search merge`.
+    Search(cmd::search::SearchArgs),
+    /// Algorithm 1's profiling phase: measure TM_j or TC_j of every split on this machine.
+    Profile(cmd::profile::ProfileArgs),
     /// Serve a bundle's server halves over gRPC (every split, plus cloud-only).
     Serve(cmd::serve::ServeArgs),
     /// Run test images through a server from the phone side and summarise accuracy, bytes, latency.
@@ -46,6 +50,8 @@ fn main() {
         Command::Frame(command) => cmd::frame::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Search(args) => cmd::search::run(args),
+        Command::Profile(args) => cmd::profile::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Infer(args) => cmd::infer::run(args),
         Command::Model(command) => cmd::model::run(command),

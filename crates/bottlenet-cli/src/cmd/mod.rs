@@ -3,10 +3,12 @@
 pub mod codec;
 pub mod eval;
 pub mod frame;
+pub mod profile;
 pub mod infer;
 pub mod model;
 pub mod report;
 pub mod select;
+pub mod search;
 pub mod serve;
 pub mod train;
 
