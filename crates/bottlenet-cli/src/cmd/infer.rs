@@ -18,9 +18,26 @@ pub struct InferArgs {
     /// Model bundle folder (the phone's halves).
     #[arg(long)]
     pub bundle: PathBuf,
-    /// Path: a split (RBj), cloud-only or mobile-only; default: the bundle's first split.
+    /// Path: a split (RBj), cloud-only, mobile-only, or auto (Algorithm 1 from --results and the
+    /// two profiles, re-chosen during the run from the measured up-link and the server's load,
+    /// with hysteresis); default: the bundle's first split.
     #[arg(long)]
     pub split: Option<String>,
+    /// With --split auto: the selection phase's results file (search merge's results.json).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// With --split auto: the phone's profile.
+    #[arg(long)]
+    pub mobile_profile: Option<PathBuf>,
+    /// With --split auto: the server's profile.
+    #[arg(long)]
+    pub cloud_profile: Option<PathBuf>,
+    /// With --split auto: the up-link the choice starts from (3g, 4g, wifi).
+    #[arg(long, default_value = "wifi")]
+    pub network: bottlenet_partition::NetworkPreset,
+    /// With --split auto: latency or energy.
+    #[arg(long, default_value = "latency")]
+    pub target: bottlenet_partition::Target,
     /// At most this many test images.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -35,6 +52,20 @@ pub struct InferArgs {
     pub json: bool,
 }
 
+/// Algorithm 1 as a run-time policy (paper §3.4): the candidates' costs from the results and
+/// profiles, re-selection with the re-selector's default hysteresis.
+fn algorithm1(args: &InferArgs) -> Result<bottlenet_runtime::Algorithm1> {
+    use bottlenet_partition::{CandidateCosts, Network, Profile, ReselectConfig, Reselector, TrainingResults};
+    let need = |p: &Option<PathBuf>, flag: &str| p.clone().with_context(|| format!("--split auto needs {flag}"));
+    let results = TrainingResults::load(need(&args.results, "--results")?)?;
+    let mobile = Profile::load(need(&args.mobile_profile, "--mobile-profile")?)?;
+    let cloud = Profile::load(need(&args.cloud_profile, "--cloud-profile")?)?;
+    let power = mobile.power_w.unwrap_or(1.3);
+    let costs = CandidateCosts::join(&results, &mobile, &cloud)?;
+    let config = ReselectConfig::new(args.target, power, results.baseline_accuracy, 2.0);
+    Ok(bottlenet_runtime::Algorithm1::new(Reselector::new(costs, Network::preset(args.network), config)?))
+}
+
 pub fn run(args: InferArgs) -> Result<()> {
     let device = DeviceChoice::Flex.device()?;
     let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {}", args.bundle.display()))?;
@@ -45,6 +76,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     let mode = match args.split.as_deref() {
         Some(bottlenet_runtime::CLOUD_ONLY) => SplitMode::CloudOnly,
         Some(bottlenet_runtime::MOBILE_ONLY) => SplitMode::MobileOnly,
+        Some("auto") => SplitMode::Auto(Box::new(algorithm1(&args)?)),
         Some(s) => {
             let j = super::eval::parse_split(s)?;
             SplitMode::Fixed(manifest.entry(j).with_context(|| format!("bundle has no split RB{j}; it has {:?}", phone.splits()))?.name.clone())
