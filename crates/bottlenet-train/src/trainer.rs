@@ -156,7 +156,8 @@ fn initial_model(config: &ExperimentConfig, model_config: &BottleNetConfig, devi
     Ok(BottleNet::from_backbone(model_config, backbone, device)?)
 }
 
-fn progress_bar(quiet: bool, len: u64, prefix: String) -> ProgressBar {
+/// A progress bar on stderr in the project's style, hidden when `quiet`.
+pub fn progress_bar(quiet: bool, len: u64, prefix: String) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }

@@ -14,7 +14,6 @@ pub mod train;
 
 use anyhow::Result;
 use bottlenet_data::{DataSource, DatasetPair, resolve_default};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
 /// The dataset: `explicit`, else Debian's full Fashion-MNIST, else the embedded subset.
@@ -27,14 +26,7 @@ pub fn open_data(explicit: Option<&Path>) -> Result<(DatasetPair, DataSource)> {
     Ok((pair, source))
 }
 
-/// A progress bar on stderr, hidden when `quiet`.
-pub fn progress(quiet: bool, len: u64, prefix: String) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len).with_prefix(prefix);
-    if let Ok(style) = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
+/// A progress bar on stderr, hidden when `quiet` (the training crate's style).
+pub fn progress(quiet: bool, len: u64, prefix: String) -> indicatif::ProgressBar {
+    bottlenet_train::trainer::progress_bar(quiet, len, prefix)
 }
