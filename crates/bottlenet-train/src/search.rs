@@ -232,3 +232,42 @@ mod tests {
         assert_eq!(honest_cloud_only(&points, 99.0, 2.0), None);
     }
 }
+
+/// The selection phase's input for an existing bundle: each split's accuracy and mean bytes as
+/// training measured them (manifest), the baseline's accuracy, and the honest cloud-only
+/// candidate (lowest input-JPEG quality within the tolerance, measured on `limit` test images).
+pub fn results_from_bundle(bundle_dir: &Path, baseline_dir: &Path, data: &DatasetPair, limit: usize, tolerance_points: f64) -> Result<(TrainingResults, Vec<CloudOnlyPoint>)> {
+    let manifest = Bundle::read_manifest(bundle_dir)?;
+    let baseline_result = read_result(baseline_dir)?;
+    let baseline_accuracy = 100.0 * baseline_result.eval.accuracy;
+    let mut splits = Vec::with_capacity(manifest.splits.len());
+    for entry in &manifest.splits {
+        let (Some(accuracy), Some(bytes)) = (entry.accuracy, entry.mean_bytes) else {
+            return Err(Error::Invalid(format!("{}: split {} has no measured accuracy / bytes; evaluate it with training first", bundle_dir.display(), entry.name)));
+        };
+        splits.push(bottlenet_partition::SplitResult {
+            name: entry.name.clone(),
+            index: entry.split as u32,
+            bytes,
+            accuracy: 100.0 * accuracy,
+            c_prime: Some(entry.c_prime as u32),
+            s: Some(entry.s as u32),
+        });
+    }
+    let baseline_net = load_trained(baseline_dir, &Device::flex())?;
+    let sweep = cloud_only_sweep(&baseline_net, data, &[5, 10, 20, 30, 50, 75, 90], limit)?;
+    let honest = honest_cloud_only(&sweep, baseline_accuracy, tolerance_points)
+        .ok_or_else(|| Error::Invalid("no JPEG quality of the input keeps the baseline's accuracy within the tolerance".into()))?;
+    let results = TrainingResults {
+        format: bottlenet_partition::results::RESULTS_FORMAT,
+        model: format!("{}-w{}", manifest.arch.name(), manifest.width),
+        dataset: data.train.name().to_string(),
+        baseline_accuracy,
+        source: format!("bundle {} + baseline {}; cloud-only: input JPEG q{} on {limit} test images", bundle_dir.display(), baseline_dir.display(), honest.quality),
+        splits,
+        cloud_only: CloudOnlyResult { bytes: honest.mean_bytes, accuracy: honest.accuracy },
+        mobile_only: bottlenet_partition::MobileOnlyResult { accuracy: baseline_accuracy },
+    };
+    results.validate().map_err(invalid)?;
+    Ok((results, sweep))
+}

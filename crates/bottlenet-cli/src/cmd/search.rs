@@ -60,6 +60,24 @@ pub enum SearchCommand {
         /// Record files to merge (default: every OUT/shard-*.jsonl).
         files: Vec<PathBuf>,
     },
+    /// Write the selection phase's results file for an existing bundle (its measured splits,
+    /// the baseline, and the honest cloud-only JPEG quality).
+    Results {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Training output folder of the unmodified network.
+        #[arg(long)]
+        baseline: PathBuf,
+        /// Where to write results.json.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2.0)]
+        tolerance: f64,
+        #[arg(long, default_value_t = 2000)]
+        cloud_only_images: usize,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 pub fn run(args: SearchArgs) -> Result<()> {
@@ -90,6 +108,16 @@ pub fn run(args: SearchArgs) -> Result<()> {
                 }
                 println!("bundle: {}\nresults: {}", report.bundle.display(), report.results.display());
             }
+            Ok(())
+        }
+        (Some(SearchCommand::Results { bundle, baseline, out, tolerance, cloud_only_images, data }), _) => {
+            let (data, _) = super::open_data(data.as_deref())?;
+            let (results, sweep) = bottlenet_train::search::results_from_bundle(&bundle, &baseline, &data, cloud_only_images, tolerance)?;
+            for point in &sweep {
+                println!("cloud-only JPEG q{}: top-1 {:.2}%, {:.1} B", point.quality, point.accuracy, point.mean_bytes);
+            }
+            results.save(&out)?;
+            println!("results: {} (baseline {:.2}%, cloud-only {:.1} B at {:.2}%)", out.display(), results.baseline_accuracy, results.cloud_only.bytes, results.cloud_only.accuracy);
             Ok(())
         }
         (None, Some(run)) => {
