@@ -182,18 +182,18 @@ pub fn train(config: &ExperimentConfig, data: &DatasetPair, out: &Path, options:
     let mut model = initial_model(config, &model_config, &device)?;
     let mut optim = optimizer(config);
     let mut state = TrainState { epochs_done: 0, config: config.clone(), history: Vec::new() };
-    if options.resume {
-        if let Some((dir, saved)) = checkpoint::latest(out)? {
-            let mut comparable = saved.config.clone();
-            comparable.train.epochs = config.train.epochs;
-            if comparable != *config {
-                return Err(Error::Checkpoint { path: dir, reason: "was written by a different experiment configuration; use a new output folder or the same config".into() });
-            }
-            model = load_weights(model, &dir.join(MODEL_FILE))?;
-            optim = optim.load(dir.join(OPTIMIZER_FILE)).map_err(|e| Error::Checkpoint { path: dir.clone(), reason: format!("{e:?}") })?;
-            state = saved;
-            state.config = config.clone();
+    if options.resume
+        && let Some((dir, saved)) = checkpoint::latest(out)?
+    {
+        let mut comparable = saved.config.clone();
+        comparable.train.epochs = config.train.epochs;
+        if comparable != *config {
+            return Err(Error::Checkpoint { path: dir, reason: "was written by a different experiment configuration; use a new output folder or the same config".into() });
         }
+        model = load_weights(model, &dir.join(MODEL_FILE))?;
+        optim = optim.load(dir.join(OPTIMIZER_FILE)).map_err(|e| Error::Checkpoint { path: dir.clone(), reason: format!("{e:?}") })?;
+        state = saved;
+        state.config = config.clone();
     }
     initialise_in_order(&model);
     if config.train.freeze_backbone {

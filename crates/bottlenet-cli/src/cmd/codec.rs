@@ -130,10 +130,8 @@ pub fn run(args: CodecArgs) -> Result<()> {
     for (i, params) in configs.iter().enumerate() {
         params.validate()?;
         let (row, frame) = measure(&tensor, params, args.repeats)?;
-        if i == 0 {
-            if let Some(path) = &args.write_frame {
-                std::fs::write(path, &frame).with_context(|| format!("cannot write {}", path.display()))?;
-            }
+        if let (0, Some(path)) = (i, &args.write_frame) {
+            std::fs::write(path, &frame).with_context(|| format!("cannot write {}", path.display()))?;
         }
         if args.json {
             println!("{}", serde_json::to_string(&row)?);

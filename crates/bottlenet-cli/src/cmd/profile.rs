@@ -121,12 +121,12 @@ pub fn run(args: ProfileArgs) -> Result<()> {
                 let mobile = Bundle::load_mobile(&args.bundle, &device)?;
                 for j in mobile.splits().collect::<Vec<_>>() {
                     let half = mobile.half(j).context("missing half")?;
-                    let samples = time_ms(args.runs, || Ok(drop(half.encode(image())?)))?;
+                    let samples = time_ms(args.runs, || half.encode(image()).map(drop).map_err(Into::into))?;
                     entries.push(summarize(&format!("RB{j}"), samples));
                 }
-                let samples = time_ms(args.runs, || Ok(drop(input_codec.encode(&gray)?)))?;
+                let samples = time_ms(args.runs, || input_codec.encode(&gray).map(drop).map_err(Into::into))?;
                 entries.push(summarize("cloud-only", samples));
-                let samples = time_ms(args.runs, || Ok(drop(baseline.forward(image(), CodecMode::None)?.into_data())))?;
+                let samples = time_ms(args.runs, || baseline.forward(image(), CodecMode::None).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
                 entries.push(summarize("mobile-only", samples));
             }
             Role::Cloud => {
@@ -135,7 +135,7 @@ pub fn run(args: ProfileArgs) -> Result<()> {
                 for j in cloud.splits().collect::<Vec<_>>() {
                     let frames = mobile.half(j).context("missing phone half")?.encode(image())?;
                     let half = cloud.half(j).context("missing half")?;
-                    let samples = time_ms(args.runs, || Ok(drop(half.decode(&frames)?.into_data())))?;
+                    let samples = time_ms(args.runs, || half.decode(&frames).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
                     entries.push(summarize(&format!("RB{j}"), samples));
                 }
                 let file = input_codec.encode(&gray)?;
@@ -143,7 +143,8 @@ pub fn run(args: ProfileArgs) -> Result<()> {
                 let samples = time_ms(args.runs, || {
                     let pixels = input_codec.decode(&file, width, height)?.iter().map(|&p| norm.apply(0, p)).collect();
                     let input = batch_tensors(pixels, &[0], [1, 1, height, width], &device).0;
-                    Ok(drop(baseline.forward(input, CodecMode::None)?.into_data()))
+                    baseline.forward(input, CodecMode::None)?.into_data();
+                    Ok(())
                 })?;
                 entries.push(summarize("cloud-only", samples));
                 entries.push(ProfileEntry { name: "mobile-only".into(), median_ms: 0.0, p90_ms: 0.0, samples: 0 });
