@@ -79,10 +79,19 @@ pub fn count_correct(logits: Tensor<2>, labels: &[u32]) -> Result<usize> {
     Ok(predicted.iter().zip(labels).filter(|&(&p, &l)| p == i64::from(l)).count())
 }
 
-/// Evaluates `model` (an inference copy: `model.valid()`) on up to `limit` test images.
-pub fn evaluate(model: &BottleNet, test: &Arc<dyn Dataset>, mode: CodecMode, batch_size: usize, limit: Option<usize>, progress: &indicatif::ProgressBar) -> Result<EvalReport> {
+/// Feeds the first `limit` test images (all when `None`), in order and in batches, to `step`,
+/// which returns the batch's logits and, when frames were sent, each image's frame bytes; tallies
+/// top-1 hits and bytes, and shows progress. Every evaluation path (in-process or through the
+/// phone and server halves) goes through here, so all count images and bytes the same way.
+pub fn tally_test_set(
+    test: &Arc<dyn Dataset>,
+    batch_size: usize,
+    limit: Option<usize>,
+    device: &Device,
+    progress: &indicatif::ProgressBar,
+    mut step: impl FnMut(Tensor<4>) -> Result<(Tensor<2>, Option<Vec<usize>>)>,
+) -> Result<Tally> {
     let batcher = Batcher::new(test.clone(), BatchOptions::eval(batch_size))?;
-    let device = model.device();
     let total = limit.unwrap_or(test.len()).min(test.len());
     progress.set_length(total as u64);
     let mut tally = Tally::default();
@@ -98,16 +107,23 @@ pub fn evaluate(model: &BottleNet, test: &Arc<dyn Dataset>, mode: CodecMode, bat
             batch.labels.truncate(keep);
             batch.shape[0] = keep;
         }
-        let (images, _) = batch_tensors(batch.pixels, &batch.labels, batch.shape, &device);
-        let output = model.forward_output(images, mode)?;
-        tally.correct += count_correct(output.logits, &batch.labels)?;
+        let (images, _) = batch_tensors(batch.pixels, &batch.labels, batch.shape, device);
+        let (logits, frame_bytes) = step(images)?;
+        tally.correct += count_correct(logits, &batch.labels)?;
         tally.seen += keep;
-        if let Some(sizes) = output.frame_bytes {
-            tally.frame_bytes.extend(sizes);
-        }
+        tally.frame_bytes.extend(frame_bytes.unwrap_or_default());
         progress.set_position(tally.seen as u64);
         progress.set_message(format!("acc {:.2}%", 100.0 * tally.accuracy()));
     }
+    Ok(tally)
+}
+
+/// Evaluates `model` (an inference copy: `model.valid()`) on up to `limit` test images.
+pub fn evaluate(model: &BottleNet, test: &Arc<dyn Dataset>, mode: CodecMode, batch_size: usize, limit: Option<usize>, progress: &indicatif::ProgressBar) -> Result<EvalReport> {
+    let tally = tally_test_set(test, batch_size, limit, &model.device(), progress, |images| {
+        let output = model.forward_output(images, mode)?;
+        Ok((output.logits, output.frame_bytes))
+    })?;
     let config = model.config();
     let with_codec = mode == CodecMode::Aware;
     Ok(EvalReport {

@@ -3,10 +3,9 @@
 
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::{CodecKind, CodecParams, FeatureTensor, Shape};
-use bottlenet_data::{BatchOptions, Batcher};
 use bottlenet_model::{Bundle, DeviceChoice};
 use bottlenet_train::EvalReport;
-use bottlenet_train::evaluate::{Tally, batch_tensors, count_correct};
+use bottlenet_train::evaluate::tally_test_set;
 use burn::tensor::Tensor;
 use clap::Args;
 use std::path::PathBuf;
@@ -66,30 +65,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
         params.validate()?;
         let total = args.limit.unwrap_or(data.test.len()).min(data.test.len());
         let bar = super::progress(args.json, total as u64, format!("eval RB{j}"));
-        let mut tally = Tally::default();
-        for batch in Batcher::new(data.test.clone(), BatchOptions::eval(128))?.epoch(0) {
-            if tally.seen >= total {
-                break;
-            }
-            let batch = batch?;
-            let (images, _) = batch_tensors(batch.pixels, &batch.labels, batch.shape, &device);
+        let tally = tally_test_set(&data.test, 128, args.limit, &device, &bar, |images| {
             // Phone: head + reduction, then one frame per image.
             let features: Tensor<4> = phone.features(images)?;
             let [n, c, h, w] = features.dims();
-            let host = features.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?;
-            let keep = (total - tally.seen).min(n);
+            let host = features.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| bottlenet_train::Error::Invalid(format!("reading features: {e:?}")))?;
             let per = c * h * w;
-            let frames = (0..keep)
+            let frames = (0..n)
                 .map(|i| bottlenet_codec::encode(&FeatureTensor::new(Shape::new(c, h, w), host[i * per..(i + 1) * per].to_vec())?, &params))
                 .collect::<bottlenet_codec::Result<Vec<_>>>()?;
-            tally.frame_bytes.extend(frames.iter().map(Vec::len));
+            let sizes = frames.iter().map(Vec::len).collect();
             // Server: decode + restoration + tail.
-            let logits = server.decode(&frames)?;
-            tally.correct += count_correct(logits, &batch.labels[..keep])?;
-            tally.seen += keep;
-            bar.set_position(tally.seen as u64);
-            bar.set_message(format!("acc {:.2}%", 100.0 * tally.accuracy()));
-        }
+            Ok((server.decode(&frames)?, Some(sizes)))
+        })?;
         bar.finish_and_clear();
         let report = EvalReport {
             split: entry.name.clone(),
