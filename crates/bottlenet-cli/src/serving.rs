@@ -2,11 +2,13 @@
 //! the server holds every split's restoration + tail, the phone every split's head + reduction
 //! (paper §3.4). Split names are the manifest's (`RB3`).
 //!
-//! Cloud-only and mobile-only need the whole network on one side. A bundle stores only halves,
-//! so the whole network is composed from the first split's two halves with the real codec round
-//! trip between them, i.e. exactly `BottleNet::forward(x, CodecMode::Aware)`; it is available when
-//! the side was given the other half too ([`BundleCloud::with_full`], [`BundlePhone::with_full`]),
-//! and otherwise answers with a clear "not available" error.
+//! Cloud-only and mobile-only need the whole network on one side. They run the bundle's unsplit
+//! network (`full.bpk`, the trained baseline — the paper's unmodified network) when the bundle has
+//! one ([`BundleCloud::with_network`], [`BundlePhone::with_network`]). A bundle that stores only
+//! halves falls back to composing the first split's two halves with the real codec round trip
+//! between them, i.e. exactly `BottleNet::forward(x, CodecMode::Aware)`, when the side was given
+//! the other half too ([`BundleCloud::with_full`], [`BundlePhone::with_full`]); otherwise the path
+//! answers with a clear "not available" error.
 //!
 //! Input images travel on the cloud-only path as one baseline grayscale JPEG whose rows are the
 //! image's channel planes stacked (`C·H` rows of `W`): the codec crate's JPEG is grayscale only,
@@ -18,7 +20,7 @@
 use bottlenet_codec::codec::ImageCodec;
 use bottlenet_codec::jpeg::Jpeg;
 use bottlenet_codec::{CodecParams, FeatureTensor, GrayImage, Shape};
-use bottlenet_model::{CloudBundle, CloudHalf as ModelCloud, Manifest, MobileBundle, MobileHalf as ModelMobile};
+use bottlenet_model::{BottleNet, CloudBundle, CloudHalf as ModelCloud, CodecMode, Manifest, MobileBundle, MobileHalf as ModelMobile};
 use bottlenet_runtime::{CloudHalf as RtCloud, Error, Image, PhoneHalf as RtPhone, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -86,6 +88,11 @@ fn compose(mobile: &ModelMobile, cloud: &ModelCloud, x: Tensor<4>) -> Result<Ten
     cloud.logits(z).map_err(Error::model)
 }
 
+/// The unsplit network's logits.
+fn run_network(net: &BottleNet, x: Tensor<4>) -> Result<Vec<Vec<f32>>> {
+    rows(net.forward(x, CodecMode::None).map_err(Error::model)?)
+}
+
 fn not_full(side: &str) -> Error {
     Error::InvalidArgument(format!("not available: this {side} has no full model (it holds only its halves of the bundle)"))
 }
@@ -97,13 +104,20 @@ pub struct BundleCloud {
     class_names: Vec<String>,
     cloud: CloudBundle,
     mobile: Option<MobileBundle>,
+    network: Option<BottleNet>,
     device: Device,
 }
 
 impl BundleCloud {
     pub fn new(cloud: CloudBundle, device: Device) -> Self {
         let class_names = class_names(&cloud.manifest);
-        Self { name: model_name(&cloud.manifest), class_names, cloud, mobile: None, device }
+        Self { name: model_name(&cloud.manifest), class_names, cloud, mobile: None, network: None, device }
+    }
+
+    /// The unsplit network the cloud-only path runs (preferred over composed halves).
+    pub fn with_network(mut self, network: Option<BottleNet>) -> Self {
+        self.network = network;
+        self
     }
 
     /// Also holds the phone halves, so the server can run the whole network (cloud-only path).
@@ -162,13 +176,19 @@ impl RtCloud for BundleCloud {
     }
 
     fn full(&self, inputs: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
+        let [c, h, w] = self.cloud.manifest.input_shape;
+        if let Some(net) = &self.network {
+            if inputs.is_empty() {
+                return Ok(Vec::new());
+            }
+            return run_network(net, stack(inputs, Shape::new(c, h, w), &self.device)?);
+        }
         let mobile = self.mobile.as_ref().ok_or_else(|| not_full("server"))?;
         let j = mobile.splits().find(|j| self.cloud.half(*j).is_some()).ok_or_else(|| not_full("server"))?;
         let (Some(head), Some(tail)) = (mobile.half(j), self.cloud.half(j)) else { return Err(not_full("server")) };
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        let [c, h, w] = self.cloud.manifest.input_shape;
         rows(compose(head, tail, stack(inputs, Shape::new(c, h, w), &self.device)?)?)
     }
 }
@@ -180,13 +200,20 @@ pub struct BundlePhone {
     class_names: Vec<String>,
     mobile: MobileBundle,
     cloud: Option<CloudBundle>,
+    network: Option<BottleNet>,
     device: Device,
 }
 
 impl BundlePhone {
     pub fn new(mobile: MobileBundle, device: Device) -> Self {
         let class_names = class_names(&mobile.manifest);
-        Self { name: model_name(&mobile.manifest), class_names, mobile, cloud: None, device }
+        Self { name: model_name(&mobile.manifest), class_names, mobile, cloud: None, network: None, device }
+    }
+
+    /// The unsplit network the mobile-only path runs (preferred over composed halves).
+    pub fn with_network(mut self, network: Option<BottleNet>) -> Self {
+        self.network = network;
+        self
     }
 
     /// Also holds the server halves, so the phone can answer alone (mobile-only path).
@@ -232,6 +259,10 @@ impl RtPhone for BundlePhone {
     }
 
     fn full(&self, image: &Image) -> Result<Vec<f32>> {
+        if let Some(net) = &self.network {
+            let mut out = run_network(net, self.input(image)?)?;
+            return out.pop().ok_or_else(|| Error::Model("the network returned no logits".into()));
+        }
         let cloud = self.cloud.as_ref().ok_or_else(|| not_full("phone"))?;
         let j = self.mobile.splits().find(|j| cloud.half(*j).is_some()).ok_or_else(|| not_full("phone"))?;
         let (Some(head), Some(tail)) = (self.mobile.half(j), cloud.half(j)) else { return Err(not_full("phone")) };

@@ -7,6 +7,8 @@
 //!   manifest.json        architecture, input shape, normalisation, class names, one entry per split
 //!   mobile/RB3.bpk       backbone head (stem, blocks 1..=3) + reduction unit   (burnpack)
 //!   cloud/RB3.bpk        restoration unit + backbone tail (blocks 4..=N, fc)  (burnpack)
+//!   full.bpk             optional: the unsplit network without a bottleneck (the trained
+//!                        baseline), which the mobile-only and cloud-only paths run
 //! ```
 //!
 //! Blocks shared by several splits are stored once per split that needs them (simple and correct).
@@ -133,7 +135,26 @@ pub struct Manifest {
     pub class_names: Vec<String>,
     /// Sorted by split index, at most one entry per split.
     pub splits: Vec<SplitEntry>,
+    /// The whole network without a bottleneck (paper: mobile-only and cloud-only run the
+    /// unmodified network); absent in bundles that hold splits only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<FullEntry>,
 }
+
+/// The unsplit network's weight file and how well it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullEntry {
+    /// Path relative to the bundle folder.
+    pub file: String,
+    /// Number of scalar parameters the file must hold.
+    pub num_params: usize,
+    /// Top-1 accuracy in `[0, 1]` on the uncompressed input, when training measured it.
+    pub accuracy: Option<f64>,
+}
+
+/// File name of the unsplit network inside a bundle.
+pub const FULL_FILE: &str = "full.bpk";
 
 /// What training measured for one split (written into the manifest).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -191,7 +212,15 @@ impl Manifest {
                 check_relative(file)?;
             }
         }
+        if let Some(full) = &self.full {
+            check_relative(&full.file)?;
+        }
         Ok(())
+    }
+
+    /// The configuration of the unsplit network.
+    pub fn full_config(&self) -> BottleNetConfig {
+        BottleNetConfig::new(self.arch, self.input_shape, self.num_classes).with_width(self.width)
     }
 }
 
@@ -209,6 +238,7 @@ fn check_relative(file: &str) -> Result<()> {
 pub struct Bundle {
     manifest: Manifest,
     halves: BTreeMap<usize, (MobileHalf, CloudHalf)>,
+    full: Option<BottleNet>,
 }
 
 /// One side's halves, loaded from a bundle: [`MobileBundle`] on the phone, [`CloudBundle`] on the
@@ -259,10 +289,11 @@ impl Bundle {
             normalization,
             class_names,
             splits: Vec::new(),
+            full: None,
         };
         manifest.validate()?;
         BottleNetConfig::new(arch, input_shape, num_classes).with_width(width).validate()?;
-        Ok(Self { manifest, halves: BTreeMap::new() })
+        Ok(Self { manifest, halves: BTreeMap::new(), full: None })
     }
 
     /// The manifest as it would be written.
@@ -307,6 +338,23 @@ impl Bundle {
         Ok(())
     }
 
+    /// Adds (or replaces) the unsplit network (a trained baseline, no bottleneck), which the
+    /// mobile-only and cloud-only paths run.
+    pub fn set_full(&mut self, net: &BottleNet, accuracy: Option<f64>) -> Result<()> {
+        let config = net.config();
+        let expected = self.manifest.full_config();
+        if config.split.is_some() || config.backbone() != expected.backbone() {
+            return Err(Error::Config(format!(
+                "the full network must be a {} width {} model for input {:?} with {} classes and no split",
+                expected.arch, expected.width, expected.input_shape, expected.num_classes
+            )));
+        }
+        let net = net.valid();
+        self.manifest.full = Some(FullEntry { file: FULL_FILE.to_string(), num_params: net.num_params(), accuracy });
+        self.full = Some(net);
+        Ok(())
+    }
+
     /// Writes the bundle to `dir`, replacing what was there. Everything is first written into a
     /// temporary folder beside `dir` and then renamed into place.
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -333,6 +381,10 @@ impl Bundle {
                 let path = tmp.path().join(file);
                 record.save(&path).map_err(|e| bundle_err(dir, format!("writing {file}: {e}")))?;
             }
+        }
+        if let Some(entry) = &self.manifest.full {
+            let net = self.full.as_ref().ok_or_else(|| bundle_err(dir, "no weights for the full network"))?;
+            net.clone().into_record().save(&tmp.path().join(&entry.file)).map_err(|e| bundle_err(dir, format!("writing {}: {e}", entry.file)))?;
         }
         let manifest_path = tmp.path().join(MANIFEST_FILE);
         let json = serde_json::to_vec_pretty(&self.manifest).map_err(|e| Error::Json { path: manifest_path.clone(), source: e })?;
@@ -366,8 +418,26 @@ impl Bundle {
         load_side(dir, device, "cloud", |e| &e.cloud, CloudHalf::new)
     }
 
-    /// Loads both halves of every split (e.g. to add splits and save again).
+    /// Loads the unsplit network when the bundle has one.
+    pub fn load_full(dir: &Path, device: &Device) -> Result<Option<BottleNet>> {
+        let manifest = Self::read_manifest(dir)?;
+        let Some(entry) = &manifest.full else { return Ok(None) };
+        let net = BottleNet::new(&manifest.full_config(), device)?;
+        if net.num_params() != entry.num_params {
+            return Err(bundle_err(
+                dir,
+                format!("the full network has {} parameters but the manifest records {} for {}", net.num_params(), entry.num_params, entry.file),
+            ));
+        }
+        let net = net
+            .try_load_file(&dir.join(&entry.file))
+            .map_err(|e| bundle_err(dir, format!("{} does not match the manifest's full network: {e}", entry.file)))?;
+        Ok(Some(net))
+    }
+
+    /// Loads both halves of every split and the full network (e.g. to add splits and save again).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let full = Self::load_full(dir, device)?;
         let mobile = Self::load_mobile(dir, device)?;
         let mut cloud = Self::load_cloud(dir, device)?;
         let halves = mobile
@@ -375,7 +445,7 @@ impl Bundle {
             .into_iter()
             .map(|(j, m)| cloud.halves.remove(&j).map(|c| (j, (m, c))).ok_or_else(|| bundle_err(dir, format!("split {j} has no cloud half"))))
             .collect::<Result<_>>()?;
-        Ok(Self { manifest: mobile.manifest, halves })
+        Ok(Self { manifest: mobile.manifest, halves, full })
     }
 }
 

@@ -37,7 +37,7 @@ pub use arch::{Arch, BackboneConfig, BackboneSpec, BlockKind, BlockSpec, StemSpe
 pub use bottleneck::{BottleneckSpec, BottleneckUnit, ReductionUnit, RestorationUnit};
 pub use bottlenet::{BottleNet, BottleNetConfig, CloudHalf, CodecMode, ForwardOutput, MobileHalf};
 pub use bundle::{
-    Bundle, CloudBundle, FORMAT_VERSION, HalfBundle, MANIFEST_FILE, Manifest, MobileBundle, Normalization, SplitEntry,
+    Bundle, CloudBundle, FORMAT_VERSION, FULL_FILE, FullEntry, HalfBundle, MANIFEST_FILE, Manifest, MobileBundle, Normalization, SplitEntry,
     SplitStats, WeightsEntry,
 };
 pub use device::DeviceChoice;

@@ -155,3 +155,37 @@ fn normalization_applies_per_channel() {
     assert!(max_abs_diff(y.slice([0..2, 1..2, 0..4, 0..4]), manual) < 1e-6);
     assert!(n.apply(images([1, 1, 4, 4], 1, &device)).is_err());
 }
+
+#[test]
+fn full_network_round_trips_and_must_have_no_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let (_, mut bundle) = build_bundle(&dir);
+    assert_eq!(Bundle::load_full(&dir, &device()).unwrap().map(|_| ()), None, "a splits-only bundle has no full network");
+
+    let base = BottleNetConfig::new(Arch::Compact, [1, 28, 28], 3);
+    let split_net = trained_like(&base.clone().with_split(2, 4, 2), 70);
+    assert!(bundle.set_full(&split_net, None).unwrap_err().to_string().contains("no split"));
+    let other_classes = trained_like(&BottleNetConfig::new(Arch::Compact, [1, 28, 28], 4), 71);
+    assert!(bundle.set_full(&other_classes, None).is_err());
+
+    let baseline = trained_like(&base, 72);
+    bundle.set_full(&baseline, Some(0.93)).unwrap();
+    bundle.save(&dir).unwrap();
+    let manifest = Bundle::read_manifest(&dir).unwrap();
+    assert_eq!(manifest.full.as_ref().unwrap().accuracy, Some(0.93));
+    let loaded = Bundle::load_full(&dir, &device()).unwrap().unwrap();
+    let x = images([3, 1, 28, 28], 73, &device());
+    let expected = baseline.forward(x.clone(), CodecMode::None).unwrap();
+    let diff = max_abs_diff(loaded.forward(x, CodecMode::None).unwrap(), expected.clone());
+    assert!(diff <= 1e-6 * max_abs(expected).max(1.0), "full network logits differ by {diff}");
+    // Loading everything and saving again keeps the full network.
+    Bundle::load(&dir, &device()).unwrap().save(&dir).unwrap();
+    assert_eq!(Bundle::read_manifest(&dir).unwrap(), manifest);
+
+    // A manifest whose parameter count lies is refused.
+    let mut json: serde_json::Value = serde_json::from_slice(&fs::read(dir.join(MANIFEST_FILE)).unwrap()).unwrap();
+    json["full"]["num_params"] = serde_json::json!(12);
+    fs::write(dir.join(MANIFEST_FILE), serde_json::to_vec(&json).unwrap()).unwrap();
+    assert!(Bundle::load_full(&dir, &device()).unwrap_err().to_string().contains("parameters"));
+}

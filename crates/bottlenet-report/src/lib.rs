@@ -35,6 +35,6 @@ pub use inputs::{
     AccuracyPoint, DEFAULT_MOBILE_POWER_W, DEFAULT_PLOT_SIZE, FeatureSizeRow, FeatureSizes,
     NamedNetwork, ReportInputs,
 };
-pub use plot::Metric;
+pub use plot::{BreakdownBar, Metric, breakdown_png};
 pub use report::{ReportFiles, Skipped, write_report};
 pub use tables::{NetworkCosts, OverallChoice, Setup, Table4Row, Table5Row, Tables};

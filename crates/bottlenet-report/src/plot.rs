@@ -584,3 +584,54 @@ mod tests {
         assert!(log_bounds([0.0], 2.0).start > 0.0);
     }
 }
+
+/// One bar of [`breakdown_png`]: where the milliseconds of one setup on one network went.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BreakdownBar {
+    /// Axis label, e.g. `3G RB1`.
+    pub label: String,
+    /// Phone compute (head + reduction + encode, or the whole network), ms.
+    pub phone_ms: f64,
+    /// Upload, ms.
+    pub upload_ms: f64,
+    /// Server (queue + decode + tail), ms.
+    pub server_ms: f64,
+}
+
+/// Stacked bars of measured phone / upload / server time per setup (the demo's "where each
+/// millisecond went"), linear scale.
+pub fn breakdown_png(path: &Path, size: (u32, u32), title: &str, bars: &[BreakdownBar]) -> Result<()> {
+    if bars.is_empty() {
+        return Err(Error::InvalidInput("no bars to draw".into()));
+    }
+    if let Some(bad) = bars.iter().find(|b| ![b.phone_ms, b.upload_ms, b.server_ms].iter().all(|v| v.is_finite() && *v >= 0.0)) {
+        return Err(Error::InvalidInput(format!("bar {:?}: times must be finite and not negative", bad.label)));
+    }
+    let names: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let top = bars.iter().map(|b| b.phone_ms + b.upload_ms + b.server_ms).fold(0.0_f64, f64::max).max(1e-3) * 1.25;
+    let title = title.to_string();
+    render(path, size, "breakdown", |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 26))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(70)
+            .build_cartesian_2d(Categories { names: names.clone() }, 0.0..top)?;
+        chart.configure_mesh().disable_x_mesh().x_labels(names.len()).x_desc("network and setup").y_desc("mean latency per image (ms)").draw()?;
+        let parts: [(&str, fn(&BreakdownBar) -> f64); 3] =
+            [("phone compute", |b| b.phone_ms), ("upload", |b| b.upload_ms), ("server", |b| b.server_ms)];
+        for (k, (name, value)) in parts.into_iter().enumerate() {
+            let c = color(k);
+            chart
+                .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                    let below: f64 = parts[..k].iter().map(|(_, f)| f(b)).sum();
+                    let x = i as f64;
+                    Rectangle::new([(x - 0.35, below), (x + 0.35, below + value(b))], c.filled())
+                }))?
+                .label(name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).position(SeriesLabelPosition::UpperRight).draw()?;
+        Ok(())
+    })
+}

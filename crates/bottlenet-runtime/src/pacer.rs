@@ -9,6 +9,9 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
+/// Granularity of tokio's timer wheel.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
 #[derive(Debug)]
 pub struct UplinkPacer {
     rate_mbps: f64,
@@ -51,7 +54,16 @@ impl UplinkPacer {
             *busy = Some(done);
             done
         };
-        tokio::time::sleep_until(done).await;
+        // tokio's timer has millisecond resolution, and a bottleneck frame on Wi-Fi takes tens
+        // of microseconds: sleep to within a millisecond of `done`, then yield until it passes.
+        if let Some(coarse) = done.checked_sub(TIMER_RESOLUTION)
+            && coarse > Instant::now()
+        {
+            tokio::time::sleep_until(coarse).await;
+        }
+        while Instant::now() < done {
+            tokio::task::yield_now().await;
+        }
         start.elapsed()
     }
 }
@@ -69,12 +81,31 @@ mod tests {
         assert!(UplinkPacer::new(f64::NAN).is_err());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn frames_queue_behind_each_other() {
         let p = std::sync::Arc::new(UplinkPacer::new(8.0).expect("rate")); // 1 byte per µs
-        let (a, b) = tokio::join!(p.send(1000), p.send(1000));
-        // Virtual time: the second frame waits for the first (start_paused makes this exact).
-        assert_eq!(a.min(b), Duration::from_micros(1000));
-        assert_eq!(a.max(b), Duration::from_micros(2000));
+        let (a, b) = tokio::join!(p.send(3000), p.send(3000));
+        // Never shorter than the link needs; the second frame waits for the first.
+        assert!(a.min(b) >= Duration::from_micros(3000), "{a:?} {b:?}");
+        assert!(a.max(b) >= Duration::from_micros(6000), "{a:?} {b:?}");
+    }
+
+    #[tokio::test]
+    async fn sub_millisecond_frames_are_not_rounded_to_the_timer() {
+        // 100 frames of 250 µs each take 25 ms paced exactly; each tokio sleep rounds up to the
+        // 1 ms timer. Compared as a ratio within one run, not against a deadline.
+        let p = UplinkPacer::new(8.0).expect("rate");
+        let start = Instant::now();
+        for _ in 0..100 {
+            p.send(250).await;
+        }
+        let paced = start.elapsed();
+        let start = Instant::now();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_micros(250)).await;
+        }
+        let timer = start.elapsed();
+        assert!(paced >= Duration::from_micros(25_000), "{paced:?}");
+        assert!(paced < timer, "paced {paced:?} is no finer than the 1 ms timer ({timer:?})");
     }
 }

@@ -97,6 +97,9 @@ pub fn read_result(dir: &Path) -> Result<TrainResult> {
     serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path, reason: e.to_string() })
 }
 
+/// The input-JPEG qualities the honest cloud-only sweep tries.
+pub const CLOUD_ONLY_QUALITIES: [u8; 7] = [5, 10, 20, 30, 50, 75, 90];
+
 /// Accuracy and bytes of the cloud-only path at one JPEG quality of the input image.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CloudOnlyPoint {
@@ -197,10 +200,12 @@ pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir
         let net = load_trained(&record.checkpoint, &device)?;
         bundle.add(&net, SplitStats { accuracy: Some(record.accuracy / 100.0), mean_bytes: Some(record.mean_bytes) })?;
     }
+    // The baseline is the unsplit network that mobile-only and cloud-only run.
+    let baseline_net = load_trained(&spec.baseline, &device)?;
+    bundle.set_full(&baseline_net, Some(baseline_result.eval.accuracy))?;
     bundle.save(bundle_dir)?;
 
-    let baseline_net = load_trained(&spec.baseline, &device)?;
-    let sweep = cloud_only_sweep(&baseline_net, data, &[5, 10, 20, 30, 50, 75, 90], cloud_only_limit)?;
+    let sweep = cloud_only_sweep(&baseline_net, data, &CLOUD_ONLY_QUALITIES, cloud_only_limit)?;
     let honest = honest_cloud_only(&sweep, baseline_accuracy, spec.tolerance_points)
         .ok_or_else(|| Error::Invalid("no JPEG quality of the input keeps the baseline's accuracy within the tolerance".into()))?;
     let results: TrainingResults = outcome
@@ -237,9 +242,25 @@ mod tests {
 /// training measured them (manifest), the baseline's accuracy, and the honest cloud-only
 /// candidate (lowest input-JPEG quality within the tolerance, measured on `limit` test images).
 pub fn results_from_bundle(bundle_dir: &Path, baseline_dir: &Path, data: &DatasetPair, limit: usize, tolerance_points: f64) -> Result<(TrainingResults, Vec<CloudOnlyPoint>)> {
-    let manifest = Bundle::read_manifest(bundle_dir)?;
     let baseline_result = read_result(baseline_dir)?;
-    let baseline_accuracy = 100.0 * baseline_result.eval.accuracy;
+    let baseline_net = load_trained(baseline_dir, &Device::flex())?;
+    let baseline = Baseline { network: &baseline_net, accuracy: 100.0 * baseline_result.eval.accuracy, origin: format!("baseline {}", baseline_dir.display()) };
+    results_with_baseline(bundle_dir, &baseline, data, limit, tolerance_points)
+}
+
+/// The unmodified network the cloud-only and mobile-only candidates run, with its top-1 (percent).
+#[derive(Debug)]
+pub struct Baseline<'a> {
+    pub network: &'a BottleNet,
+    pub accuracy: f64,
+    /// Where it came from, for the results' `source` line.
+    pub origin: String,
+}
+
+/// [`results_from_bundle`] with the baseline already loaded (e.g. the bundle's own full network).
+pub fn results_with_baseline(bundle_dir: &Path, baseline: &Baseline<'_>, data: &DatasetPair, limit: usize, tolerance_points: f64) -> Result<(TrainingResults, Vec<CloudOnlyPoint>)> {
+    let manifest = Bundle::read_manifest(bundle_dir)?;
+    let baseline_accuracy = baseline.accuracy;
     let mut splits = Vec::with_capacity(manifest.splits.len());
     for entry in &manifest.splits {
         let (Some(accuracy), Some(bytes)) = (entry.accuracy, entry.mean_bytes) else {
@@ -254,8 +275,7 @@ pub fn results_from_bundle(bundle_dir: &Path, baseline_dir: &Path, data: &Datase
             s: Some(entry.s as u32),
         });
     }
-    let baseline_net = load_trained(baseline_dir, &Device::flex())?;
-    let sweep = cloud_only_sweep(&baseline_net, data, &[5, 10, 20, 30, 50, 75, 90], limit)?;
+    let sweep = cloud_only_sweep(baseline.network, data, &CLOUD_ONLY_QUALITIES, limit)?;
     let honest = honest_cloud_only(&sweep, baseline_accuracy, tolerance_points)
         .ok_or_else(|| Error::Invalid("no JPEG quality of the input keeps the baseline's accuracy within the tolerance".into()))?;
     let results = TrainingResults {
@@ -263,7 +283,7 @@ pub fn results_from_bundle(bundle_dir: &Path, baseline_dir: &Path, data: &Datase
         model: format!("{}-w{}", manifest.arch.name(), manifest.width),
         dataset: data.train.name().to_string(),
         baseline_accuracy,
-        source: format!("bundle {} + baseline {}; cloud-only: input JPEG q{} on {limit} test images", bundle_dir.display(), baseline_dir.display(), honest.quality),
+        source: format!("bundle {} + {}; cloud-only: input JPEG q{} on {limit} test images", bundle_dir.display(), baseline.origin, honest.quality),
         splits,
         cloud_only: CloudOnlyResult { bytes: honest.mean_bytes, accuracy: honest.accuracy },
         mobile_only: bottlenet_partition::MobileOnlyResult { accuracy: baseline_accuracy },

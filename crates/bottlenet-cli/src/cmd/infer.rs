@@ -72,7 +72,8 @@ pub fn run(args: InferArgs) -> Result<()> {
     let manifest = mobile.manifest.clone();
     // The server halves too, so the phone can answer alone (mobile-only, and fallback).
     let cloud = Bundle::load_cloud(&args.bundle, &device).with_context(|| format!("loading {} for the mobile-only path", args.bundle.display()))?;
-    let phone = BundlePhone::new(mobile, device).with_full(cloud);
+    let network = Bundle::load_full(&args.bundle, &device).with_context(|| format!("loading the full network of {}", args.bundle.display()))?;
+    let phone = BundlePhone::new(mobile, device).with_full(cloud).with_network(network);
     let mode = match args.split.as_deref() {
         Some(bottlenet_runtime::CLOUD_ONLY) => SplitMode::CloudOnly,
         Some(bottlenet_runtime::MOBILE_ONLY) => SplitMode::MobileOnly,

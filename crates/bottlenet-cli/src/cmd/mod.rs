@@ -1,6 +1,7 @@
 //! One module per subcommand, and the helpers they share.
 
 pub mod codec;
+pub mod demo;
 pub mod eval;
 pub mod frame;
 pub mod profile;

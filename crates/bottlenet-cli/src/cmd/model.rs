@@ -1,15 +1,31 @@
 //! `bottlenet model info`: the split points of a backbone with their feature shapes, raw sizes
 //! and head / tail multiply-accumulates (paper Fig. 6), computed from the layer shapes.
+//! `bottlenet model add-full`: puts a trained baseline into a bundle as its unsplit network, which
+//! the mobile-only and cloud-only paths run.
 
 use anyhow::{Context, Result};
 use bottlenet_model::{Arch, BackboneConfig, InfoRow, InfoTable, model_info, parse_shape};
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// One row per split point plus the input row: shape, f32 / 8-bit bytes, head / tail MACs.
     Info(InfoArgs),
+    /// Add a trained baseline (a `bottlenet train` output folder, mode baseline) to a bundle as
+    /// the unsplit network that mobile-only and cloud-only run; the bundle is rewritten atomically.
+    AddFull(AddFullArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddFullArgs {
+    /// Model bundle folder to extend.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Training output folder of the baseline (holds result.json and model.bpk).
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -60,7 +76,19 @@ impl<'a> From<&'a InfoRow> for InfoLine<'a> {
 pub fn run(command: ModelCommand) -> Result<()> {
     match command {
         ModelCommand::Info(args) => info(args),
+        ModelCommand::AddFull(args) => add_full(args),
     }
+}
+
+fn add_full(args: AddFullArgs) -> Result<()> {
+    let device = bottlenet_model::DeviceChoice::Flex.device()?;
+    let mut bundle = bottlenet_model::Bundle::load(&args.bundle, &device).with_context(|| format!("loading {}", args.bundle.display()))?;
+    let net = bottlenet_train::load_trained(&args.from, &device)?;
+    let result = bottlenet_train::search::read_result(&args.from)?;
+    bundle.set_full(&net, Some(result.eval.accuracy)).with_context(|| format!("{} cannot be this bundle's full network", args.from.display()))?;
+    bundle.save(&args.bundle)?;
+    println!("{}: full network from {} (top-1 {:.2}%)", args.bundle.display(), args.from.display(), 100.0 * result.eval.accuracy);
+    Ok(())
 }
 
 fn info(args: InfoArgs) -> Result<()> {

@@ -7,13 +7,14 @@
 
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::{GrayImage, ImageCodec, jpeg::Jpeg};
-use bottlenet_data::Augment;
-use bottlenet_model::{Bundle, CodecMode, DeviceChoice};
+use bottlenet_data::{Augment, DatasetPair};
+use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice};
+use burn::tensor::Device;
 use bottlenet_partition::{Profile, ProfileEntry, Role};
 use bottlenet_train::load_trained;
 use bottlenet_train::evaluate::batch_tensors;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -27,9 +28,9 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub role: Role,
     /// Trained unmodified network (a training output folder) for the mobile-only and cloud-only
-    /// candidates.
+    /// candidates; default: the bundle's full network.
     #[arg(long)]
-    pub baseline: PathBuf,
+    pub baseline: Option<PathBuf>,
     /// Inference threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -81,24 +82,44 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-pub fn run(args: ProfileArgs) -> Result<()> {
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    // burn's flex backend computes on rayon's global pool.
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the inference thread count")?;
-    let device = DeviceChoice::Flex.device()?;
-    let (data, _) = super::open_data(args.data.as_deref())?;
+/// What one profiling pass measures (the `bottlenet profile` flags, less where they come from).
+#[derive(Debug, Clone)]
+pub struct Measure {
+    pub role: Role,
+    pub runs: usize,
+    pub input_quality: u8,
+    pub load: u32,
+    pub threads: usize,
+    pub mobile_power_w: Option<f64>,
+}
+
+/// The unmodified network: `explicit` (a training output folder), else the bundle's full network.
+pub fn baseline_network(bundle: &Path, explicit: Option<&Path>, device: &Device) -> Result<BottleNet> {
+    match explicit {
+        Some(dir) => Ok(load_trained(dir, device)?),
+        None => Bundle::load_full(bundle, device)?.with_context(|| {
+            format!("{} has no full network for mobile-only and cloud-only; pass --baseline RUN_DIR or add one with `bottlenet model add-full`", bundle.display())
+        }),
+    }
+}
+
+/// Measures one role's profile of every candidate in `bundle` on the first test image of `data`.
+pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &Measure) -> Result<Profile> {
+    let device = baseline.device();
     let [channels, height, width] = data.test.input_shape();
     let sample = data.test.get(0, Augment::Eval)?;
     let raw = data.test.raw(0, Augment::Eval)?;
     let image = || batch_tensors(sample.pixels.clone(), &[sample.label], [1, channels, height, width], &device).0;
-    let baseline = Arc::new(load_trained(&args.baseline, &device)?);
     if baseline.config().input_shape != [channels, height, width] {
         bail!("baseline expects {:?} inputs, the dataset has {:?}", baseline.config().input_shape, [channels, height, width]);
+    }
+    if channels != 1 {
+        bail!("profiling the cloud-only path handles grayscale inputs; this dataset has {channels} channels");
     }
 
     // Background load: K workers running the full network until the measurement ends.
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..args.load)
+    let workers: Vec<_> = (0..m.load)
         .map(|_| {
             let (stop, model, input) = (stop.clone(), baseline.clone(), image());
             std::thread::spawn(move || {
@@ -110,37 +131,34 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         .collect();
 
     let mut entries = Vec::new();
-    let input_codec = Jpeg { quality: args.input_quality };
+    let input_codec = Jpeg { quality: m.input_quality };
     let gray = GrayImage { width, height, pixels: raw.image.pixels.clone() };
-    if channels != 1 {
-        bail!("profiling the cloud-only path handles grayscale inputs; this dataset has {channels} channels");
-    }
     let measured = (|| -> Result<()> {
-        match args.role {
+        match m.role {
             Role::Mobile => {
-                let mobile = Bundle::load_mobile(&args.bundle, &device)?;
+                let mobile = Bundle::load_mobile(bundle, &device)?;
                 for j in mobile.splits().collect::<Vec<_>>() {
                     let half = mobile.half(j).context("missing half")?;
-                    let samples = time_ms(args.runs, || half.encode(image()).map(drop).map_err(Into::into))?;
+                    let samples = time_ms(m.runs, || half.encode(image()).map(drop).map_err(Into::into))?;
                     entries.push(summarize(&format!("RB{j}"), samples));
                 }
-                let samples = time_ms(args.runs, || input_codec.encode(&gray).map(drop).map_err(Into::into))?;
+                let samples = time_ms(m.runs, || input_codec.encode(&gray).map(drop).map_err(Into::into))?;
                 entries.push(summarize("cloud-only", samples));
-                let samples = time_ms(args.runs, || baseline.forward(image(), CodecMode::None).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
+                let samples = time_ms(m.runs, || baseline.forward(image(), CodecMode::None).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
                 entries.push(summarize("mobile-only", samples));
             }
             Role::Cloud => {
-                let mobile = Bundle::load_mobile(&args.bundle, &device)?;
-                let cloud = Bundle::load_cloud(&args.bundle, &device)?;
+                let mobile = Bundle::load_mobile(bundle, &device)?;
+                let cloud = Bundle::load_cloud(bundle, &device)?;
                 for j in cloud.splits().collect::<Vec<_>>() {
                     let frames = mobile.half(j).context("missing phone half")?.encode(image())?;
                     let half = cloud.half(j).context("missing half")?;
-                    let samples = time_ms(args.runs, || half.decode(&frames).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
+                    let samples = time_ms(m.runs, || half.decode(&frames).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
                     entries.push(summarize(&format!("RB{j}"), samples));
                 }
                 let file = input_codec.encode(&gray)?;
                 let norm = data.test.normalization();
-                let samples = time_ms(args.runs, || {
+                let samples = time_ms(m.runs, || {
                     let pixels = input_codec.decode(&file, width, height)?.iter().map(|&p| norm.apply(0, p)).collect();
                     let input = batch_tensors(pixels, &[0], [1, 1, height, width], &device).0;
                     baseline.forward(input, CodecMode::None)?.into_data();
@@ -160,15 +178,27 @@ pub fn run(args: ProfileArgs) -> Result<()> {
 
     let profile = Profile {
         format: bottlenet_partition::profile::PROFILE_FORMAT,
-        device: format!("{} ({} threads, burn flex CPU backend)", cpu_name(), threads),
-        role: args.role,
-        threads: threads as u32,
-        load_level: args.load,
-        power_w: if args.role == Role::Mobile { args.mobile_power_w } else { None },
-        source: format!("bottlenet profile, batch 1, {} runs after 3 warm-up, input JPEG q{}", args.runs, args.input_quality),
+        device: format!("{} ({} threads, burn flex CPU backend)", cpu_name(), m.threads),
+        role: m.role,
+        threads: m.threads as u32,
+        load_level: m.load,
+        power_w: if m.role == Role::Mobile { m.mobile_power_w } else { None },
+        source: format!("bottlenet profile, batch 1, {} runs after 3 warm-up, input JPEG q{}", m.runs, m.input_quality),
         candidates: entries,
     };
     profile.validate()?;
+    Ok(profile)
+}
+
+pub fn run(args: ProfileArgs) -> Result<()> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // burn's flex backend computes on rayon's global pool.
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the inference thread count")?;
+    let device = DeviceChoice::Flex.device()?;
+    let (data, _) = super::open_data(args.data.as_deref())?;
+    let baseline = Arc::new(baseline_network(&args.bundle, args.baseline.as_deref(), &device)?);
+    let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w };
+    let profile = measure(&args.bundle, baseline, &data, &setup)?;
     match &args.out {
         Some(path) => {
             profile.save(path)?;

@@ -41,7 +41,8 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> Result<()> {
     let device = DeviceChoice::Flex.device()?;
     let cloud = Bundle::load_cloud(&args.bundle, &device).with_context(|| format!("loading the server halves of {}", args.bundle.display()))?;
-    let mut model = BundleCloud::new(cloud, device.clone());
+    let network = Bundle::load_full(&args.bundle, &device).with_context(|| format!("loading the full network of {}", args.bundle.display()))?;
+    let mut model = BundleCloud::new(cloud, device.clone()).with_network(network);
     if !args.no_cloud_only {
         let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {} (for cloud-only)", args.bundle.display()))?;
         model = model.with_full(mobile);
