@@ -20,6 +20,8 @@ enum Command {
     /// The paper end to end on the embedded default: Algorithm 1 per network, then real runs
     /// through a loopback server with a paced up-link; prints Table 5 and writes the report.
     Demo(cmd::demo::DemoArgs),
+    /// Benchmarks: codec round trip, head/tail latency per split, training step, server throughput.
+    Bench(cmd::bench::BenchArgs),
     /// Measure every codec on a feature tensor: frame bytes, encode/decode µs, round-trip error.
     Codec(cmd::codec::CodecArgs),
     /// Work with wire frames.
@@ -50,6 +52,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Codec(args) => cmd::codec::run(args),
         Command::Frame(command) => cmd::frame::run(command),
         Command::Train(args) => cmd::train::run(args),

@@ -1,5 +1,6 @@
 //! One module per subcommand, and the helpers they share.
 
+pub mod bench;
 pub mod codec;
 pub mod demo;
 pub mod eval;

@@ -1,0 +1,363 @@
+//! `bottlenet bench`: the figures we compare with other systems, each the median of `--runs` timed
+//! runs after warm-up with its spread (10th and 90th percentile, nearest rank):
+//! * `codec` — one frame's full round trip (quantize, tile, abbreviated JPEG q20 encode, decode,
+//!   untile, dequantize) per feature shape;
+//! * `resnet50`, `compact` — batch-1 head (stem … RBj) and tail (RBj+1 … fc) latency at every split
+//!   point, and the full forward;
+//! * `train` — one SGD step at batch 64 of the compact ResNet without a bottleneck, with the RB1
+//!   bottleneck and no codec, and with the codec in the loop (aware); the codec's share of the step
+//!   is the difference of the last two;
+//! * `server` — requests per second of the gRPC server (shipped bundle, RB1 frames encoded
+//!   beforehand) at 1, 8 and 64 concurrent clients, each with its own connection.
+//!
+//! `scripts/pytorch_bench.py` runs the same workloads in PyTorch (docs/pytorch-comparison.md).
+
+use crate::serving::{BundleCloud, BundlePhone};
+use anyhow::{Context, Result, bail};
+use bottlenet_codec::{CodecKind, CodecParams, Shape, synthetic::relu_like};
+use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, ResNet};
+use bottlenet_runtime::proto::InferRequest;
+use bottlenet_runtime::proto::bottle_net_client::BottleNetClient;
+use bottlenet_runtime::{CloudHalf, Image, PhoneHalf, Server, ServerConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use clap::Args;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Workload groups, in the order they run.
+const GROUPS: [&str; 5] = ["codec", "compact", "resnet50", "train", "server"];
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Timed runs per figure (after warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    /// Warm-up runs per figure.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Compute threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Compute device for the model workloads: flex (CPU), cuda or wgpu (cargo features).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
+    /// Only these groups, comma-separated: codec, compact, resnet50, train, server.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Bundle the server workload serves.
+    #[arg(long, default_value = "models/fashion-compact")]
+    pub bundle: PathBuf,
+    /// Requests per client in the server workload.
+    #[arg(long, default_value_t = 16)]
+    pub requests_per_client: usize,
+    /// One JSON object (machine, settings, figures) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One figure: median and spread of a timed quantity.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub group: String,
+    pub name: String,
+    /// `us`, `ms` or `req/s`.
+    pub unit: String,
+    pub median: f64,
+    pub p10: f64,
+    pub p90: f64,
+    pub runs: usize,
+    /// What else is worth knowing (bytes, share of the codec…).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// The whole bench as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub machine: String,
+    pub device: String,
+    pub threads: usize,
+    pub runs: usize,
+    pub warmup: usize,
+    pub figures: Vec<Figure>,
+}
+
+fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    bottlenet_runtime::percentile(sorted, q)
+}
+
+fn figure(group: &str, name: String, unit: &str, mut samples: Vec<f64>, note: String) -> Figure {
+    samples.sort_by(f64::total_cmp);
+    Figure {
+        group: group.into(),
+        name,
+        unit: unit.into(),
+        median: nearest_rank(&samples, 0.5),
+        p10: nearest_rank(&samples, 0.1),
+        p90: nearest_rank(&samples, 0.9),
+        runs: samples.len(),
+        note,
+    }
+}
+
+/// Wall times of `runs` calls after `warmup` calls, in `scale` units per second (1e3 = ms).
+fn time(warmup: usize, runs: usize, scale: f64, mut work: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    for _ in 0..warmup {
+        work()?;
+    }
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            work()?;
+            Ok(start.elapsed().as_secs_f64() * scale)
+        })
+        .collect()
+}
+
+struct Bench<'a> {
+    args: &'a BenchArgs,
+    device: Device,
+    figures: Vec<Figure>,
+    bar: indicatif::ProgressBar,
+}
+
+impl Bench<'_> {
+    fn push(&mut self, f: Figure) {
+        self.bar.inc(1);
+        if !self.args.json {
+            self.bar.suspend(|| println!("{:<9} {:<56} {:>10.2} {:<5} [{:.2} … {:.2}] {}", f.group, f.name, f.median, f.unit, f.p10, f.p90, f.note));
+        }
+        self.figures.push(f);
+    }
+
+    fn codec(&mut self) -> Result<()> {
+        let params = CodecParams { codec: CodecKind::JpegAbbrev, quality: 20, bits: 8 };
+        for (c, h, w) in [(1, 28, 28), (8, 28, 28), (1, 56, 56), (64, 56, 56)] {
+            let tensor = relu_like(Shape::new(c, h, w), 2019);
+            let bytes = bottlenet_codec::encode(&tensor, &params)?.len();
+            let samples = time(self.args.warmup.max(3), self.args.runs.max(20), 1e6, || {
+                let frame = bottlenet_codec::encode(&tensor, &params)?;
+                bottlenet_codec::decode(&frame)?;
+                Ok(())
+            })?;
+            self.push(figure("codec", format!("round trip {c}x{h}x{w} jpeg-abbrev q20"), "us", samples, format!("{bytes} B frame")));
+        }
+        Ok(())
+    }
+
+    fn splits(&mut self, group: &str, arch: Arch, input: [usize; 3], classes: usize) -> Result<()> {
+        let config = BottleNetConfig::new(arch, input, classes);
+        let net = ResNet::new(&config.backbone(), &self.device)?;
+        let [c, h, w] = input;
+        let x = Tensor::<4>::random([1, c, h, w], Distribution::Uniform(0.0, 1.0), &self.device);
+        let (warmup, runs) = (self.args.warmup, self.args.runs);
+        let samples = time(warmup, runs, 1e3, || {
+            net.forward(x.clone())?.into_data();
+            Ok(())
+        })?;
+        self.push(figure(group, format!("{arch} full forward {c}x{h}x{w} batch 1"), "ms", samples, String::new()));
+        for j in 1..=net.num_blocks() {
+            let z = net.head(x.clone(), j)?;
+            let head = time(warmup, runs, 1e3, || {
+                net.head(x.clone(), j)?.into_data();
+                Ok(())
+            })?;
+            let tail = time(warmup, runs, 1e3, || {
+                net.tail(z.clone(), j)?.into_data();
+                Ok(())
+            })?;
+            let shape = z.dims();
+            self.push(figure(group, format!("{arch} RB{j} head"), "ms", head, format!("features {}x{}x{}", shape[1], shape[2], shape[3])));
+            self.push(figure(group, format!("{arch} RB{j} tail"), "ms", tail, String::new()));
+        }
+        Ok(())
+    }
+
+    fn train(&mut self) -> Result<()> {
+        let device = self.device.clone().autodiff();
+        let base = BottleNetConfig::new(Arch::Compact, [1, 28, 28], 10);
+        let loss_fn = CrossEntropyLossConfig::new().init(&device);
+        let x = Tensor::<4>::random([64, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+        let labels: Vec<i64> = (0..64).map(|i| i % 10).collect();
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [64]), &device);
+        let variants = [
+            ("no bottleneck", base.clone(), CodecMode::None),
+            ("RB1 bottleneck c'=1 s=2, no codec", base.clone().with_split(1, 1, 2), CodecMode::Identity),
+            ("RB1 bottleneck c'=1 s=2, aware (codec)", base.with_split(1, 1, 2), CodecMode::Aware),
+        ];
+        let mut steps = Vec::new();
+        for (name, config, mode) in variants {
+            device.seed(1);
+            let mut net = Some(BottleNet::new(&config, &device)?);
+            let mut optim = SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_momentum(0.9))).init();
+            let samples = time(self.args.warmup, self.args.runs.clamp(1, 10), 1e3, || {
+                let model = net.take().context("model")?;
+                let loss = loss_fn.forward(model.forward(x.clone(), mode)?, targets.clone());
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let model = optim.step(0.02, model, grads);
+                // Read a weight back so lazy backends finish the step inside the timing.
+                model.backbone.conv1.weight.val().into_data();
+                net = Some(model);
+                Ok(())
+            })?;
+            steps.push(figure("train", format!("compact step batch 64, {name}"), "ms", samples, String::new()));
+        }
+        if let [_, identity, aware] = &mut steps[..] {
+            aware.note = format!("codec share of the step {:.1}%", 100.0 * (aware.median - identity.median) / aware.median);
+        }
+        for step in steps {
+            self.push(step);
+        }
+        Ok(())
+    }
+
+    fn server(&mut self) -> Result<()> {
+        let bundle = &self.args.bundle;
+        if !bundle.join(bottlenet_model::MANIFEST_FILE).is_file() {
+            bail!("no model bundle at {} (run from the repository root, or pass --bundle DIR)", bundle.display());
+        }
+        let device = self.device.clone();
+        let mobile = Bundle::load_mobile(bundle, &device)?;
+        let split = mobile.manifest.splits.first().context("the bundle has no splits")?.name.clone();
+        let [c, h, w] = mobile.manifest.input_shape;
+        let phone = BundlePhone::new(mobile, device.clone());
+        let model_name = phone.model_name().to_string();
+        // 64 distinct frames (random images through the real phone half), encoded beforehand so
+        // the figure is the server's alone.
+        let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
+        let frames: Vec<Vec<u8>> = (0..64)
+            .map(|_| {
+                let pixels = (0..c * h * w)
+                    .map(|_| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        (rng >> 56) as u8
+                    })
+                    .collect();
+                Ok(phone.encode(&split, &Image::new(c, h, w, pixels)?)?)
+            })
+            .collect::<Result<_>>()?;
+        let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+        let (runs, per_client) = (self.args.runs.clamp(1, 5), self.args.requests_per_client.max(1));
+        let results = runtime.block_on(async {
+            let config = ServerConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..ServerConfig::default() };
+            let server = Server::bind(config, vec![Arc::new(cloud) as Arc<dyn CloudHalf>]).await?;
+            let url = format!("http://{}", server.local_addr()?);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let serving = tokio::spawn(server.serve(async move {
+                let _ = stopped.await;
+            }));
+            let frames = Arc::new(frames);
+            let mut out = Vec::new();
+            for clients in [1usize, 8, 64] {
+                let mut channels = Vec::with_capacity(clients);
+                for _ in 0..clients {
+                    channels.push(BottleNetClient::connect(url.clone()).await.context("connecting to the bench server")?);
+                }
+                let mut rates = Vec::with_capacity(runs);
+                let mut latencies = Vec::new();
+                for round in 0..runs + 1 {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = channels
+                        .iter()
+                        .enumerate()
+                        .map(|(k, channel)| {
+                            let (mut channel, frames, model, split) = (channel.clone(), frames.clone(), model_name.clone(), split.clone());
+                            tokio::spawn(async move {
+                                let mut times = Vec::with_capacity(per_client);
+                                for i in 0..per_client {
+                                    let frame = frames[(k * per_client + i) % frames.len()].clone();
+                                    let t = Instant::now();
+                                    let request = InferRequest { model: model.clone(), split: split.clone(), frame, request_id: i as u64, top_k: 1 };
+                                    channel.infer(request).await?;
+                                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                                }
+                                anyhow::Ok(times)
+                            })
+                        })
+                        .collect();
+                    let mut round_latencies = Vec::new();
+                    for task in tasks {
+                        round_latencies.extend(task.await.context("a bench client failed")??);
+                    }
+                    let rate = (clients * per_client) as f64 / start.elapsed().as_secs_f64();
+                    // Round 0 warms up connections and the batcher.
+                    if round > 0 {
+                        rates.push(rate);
+                        latencies.extend(round_latencies);
+                    }
+                }
+                latencies.sort_by(f64::total_cmp);
+                out.push((clients, rates, latencies));
+            }
+            let _ = stop.send(());
+            serving.await.context("the bench server task failed")??;
+            anyhow::Ok(out)
+        })?;
+        for (clients, rates, latencies) in results {
+            let note = format!(
+                "{} requests/round; latency p50 {:.2} ms p95 {:.2} ms",
+                clients * per_client,
+                nearest_rank(&latencies, 0.5),
+                nearest_rank(&latencies, 0.95)
+            );
+            self.push(figure("server", format!("throughput, {clients} concurrent clients, {split} frames"), "req/s", rates, note));
+        }
+        Ok(())
+    }
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if let Some(unknown) = args.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
+        bail!("unknown bench group {unknown:?}; expected some of: {}", GROUPS.join(", "));
+    }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the compute thread count")?;
+    let device = args.device.device()?;
+    let groups: Vec<&str> = GROUPS.iter().copied().filter(|g| args.only.is_empty() || args.only.iter().any(|o| o == g)).collect();
+    let counts = |g: &str| match g {
+        "codec" => 4,
+        "compact" => 1 + 2 * Arch::Compact.num_blocks(),
+        "resnet50" => 1 + 2 * Arch::ResNet50.num_blocks(),
+        "train" => 3,
+        _ => 3,
+    };
+    let bar = super::progress(args.json, groups.iter().map(|g| counts(g) as u64).sum(), "bench".into());
+    if !args.json {
+        bar.suspend(|| println!("{} · {} · {threads} threads · median of {} runs [p10 … p90]", cpu_name(), args.device, args.runs));
+    }
+    let mut bench = Bench { args: &args, device, figures: Vec::new(), bar };
+    for group in &groups {
+        match *group {
+            "codec" => bench.codec()?,
+            "compact" => bench.splits("compact", Arch::Compact, [1, 28, 28], 10)?,
+            "resnet50" => bench.splits("resnet50", Arch::ResNet50, [3, 224, 224], 1000)?,
+            "train" => bench.train()?,
+            _ => bench.server()?,
+        }
+    }
+    bench.bar.finish_and_clear();
+    if args.json {
+        let report = BenchReport { machine: cpu_name(), device: args.device.to_string(), threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}
