@@ -317,6 +317,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut inputs = ReportInputs::new(results, mobile_profile, cloud_profile);
     inputs.mobile_power_w = Some(args.mobile_power_w);
     inputs.tolerance_points = args.tolerance;
+    inputs.feature_sizes = Some(super::report::feature_sizes(manifest.arch, manifest.width, manifest.input_shape, manifest.num_classes)?);
     inputs.networks = args.networks.iter().map(|&p| NamedNetwork { name: preset_label(p).into(), network: Network::preset(p) }).collect();
     let files = write_report(&inputs, &args.out)?;
     let bars: Vec<BreakdownBar> = rows

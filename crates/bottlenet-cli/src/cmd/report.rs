@@ -1,10 +1,15 @@
 //! `bottlenet report`: the paper's Tables 4-5 (Markdown, CSV) and the plots, from training
-//! results and the two device profiles, written into one folder.
+//! results and the two device profiles, written into one folder. With `--arch` the feature size
+//! per split (Fig. 6) comes from the backbone's layer shapes; with `--search DIR` the
+//! accuracy-against-bytes plot (Fig. 7) comes from the search's records of the results' first
+//! split's bottleneck (every mode and quality).
 
 use anyhow::{Context, Result};
-use bottlenet_report::{ReportInputs, write_report};
+use bottlenet_model::{Arch, BackboneConfig, model_info, parse_shape};
+use bottlenet_partition::{read_records, record_files};
+use bottlenet_report::{AccuracyPoint, FeatureSizeRow, FeatureSizes, ReportInputs, write_report};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -23,9 +28,51 @@ pub struct ReportArgs {
     /// Allowed accuracy loss against the unmodified network, points.
     #[arg(long)]
     pub tolerance: Option<f64>,
+    /// Backbone of the results (e.g. compact, resnet50): draws the feature size per split (Fig. 6).
+    #[arg(long)]
+    pub arch: Option<Arch>,
+    /// With --arch: input shape, CxHxW.
+    #[arg(long, default_value = "3x224x224")]
+    pub input: String,
+    /// With --arch: channel multiplier of the compact backbone.
+    #[arg(long, default_value_t = 1)]
+    pub width: usize,
+    /// With --arch: classifier outputs.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: usize,
+    /// A search output folder (its shard-*.jsonl records): draws accuracy against bytes (Fig. 7).
+    #[arg(long)]
+    pub search: Option<PathBuf>,
     /// Output folder (created if missing; files of the same names are replaced).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// Fig. 6's rows: the 8-bit input and every split's feature tensor, from the layer shapes.
+pub fn feature_sizes(arch: Arch, width: usize, input: [usize; 3], classes: usize) -> Result<FeatureSizes> {
+    let rows = model_info(&BackboneConfig::new(arch, input[0], classes).with_width(width), input)?;
+    let input_bytes = rows.iter().find(|r| r.split == "input").map_or((input[0] * input[1] * input[2]) as u64, |r| r.u8_bytes);
+    Ok(FeatureSizes {
+        input_bytes,
+        rows: rows.iter().filter(|r| r.split != "input").map(|r| FeatureSizeRow { split: r.split.clone(), f32_bytes: r.f32_bytes, u8_bytes: r.u8_bytes }).collect(),
+    })
+}
+
+/// Fig. 7's points: the search records of the bottleneck the results keep at their first split.
+fn accuracy_points(search: &Path, inputs: &ReportInputs) -> Result<Vec<AccuracyPoint>> {
+    let first = inputs.results.splits.first().context("the results have no split to draw Fig. 7 for")?;
+    let (Some(c_prime), Some(s)) = (first.c_prime, first.s) else {
+        anyhow::bail!("the results' {} has no c' / s; Fig. 7 needs them to find its search records", first.name);
+    };
+    let mut records = Vec::new();
+    let files = record_files(search)?;
+    if files.is_empty() {
+        anyhow::bail!("{} holds no shard-*.jsonl search records", search.display());
+    }
+    for file in files {
+        records.extend(read_records(&file)?.records);
+    }
+    Ok(AccuracyPoint::from_records(&records, first.index, c_prime, s))
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -36,6 +83,13 @@ pub fn run(args: ReportArgs) -> Result<()> {
     }
     if let Some(tolerance) = args.tolerance {
         inputs.tolerance_points = tolerance;
+    }
+    if let Some(arch) = args.arch {
+        let input = parse_shape(&args.input).context("bad --input")?;
+        inputs.feature_sizes = Some(feature_sizes(arch, args.width, input, args.classes)?);
+    }
+    if let Some(search) = &args.search {
+        inputs.accuracy_points = accuracy_points(search, &inputs)?;
     }
     let files = write_report(&inputs, &args.out)
         .with_context(|| format!("cannot write the report into {}", args.out.display()))?;
