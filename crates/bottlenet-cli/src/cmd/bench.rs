@@ -21,6 +21,7 @@ use bottlenet_runtime::proto::bottle_net_client::BottleNetClient;
 use bottlenet_runtime::{CloudHalf, Image, PhoneHalf, Server, ServerConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
+use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use clap::Args;
@@ -195,7 +196,11 @@ impl Bench<'_> {
         for (name, config, mode) in variants {
             device.seed(1);
             let mut net = Some(BottleNet::new(&config, &device)?);
-            let mut optim = SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_momentum(0.9))).init();
+            // The shipped aware config's optimiser: SGD, momentum 0.9, weight decay 5e-4, lr 0.02.
+            let mut optim = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+                .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+                .init();
             let samples = time(self.args.warmup, self.args.runs.clamp(1, 10), 1e3, || {
                 let model = net.take().context("model")?;
                 let loss = loss_fn.forward(model.forward(x.clone(), mode)?, targets.clone());
