@@ -173,6 +173,7 @@ mod tests {
             cloud_only: CloudOnlyResult {
                 bytes: 20_000.0,
                 accuracy: 76.0,
+                quality: None,
             },
             mobile_only: MobileOnlyResult { accuracy: 76.0 },
         }

@@ -42,6 +42,10 @@ pub struct CloudOnlyResult {
     pub bytes: f64,
     /// Top-1 accuracy of the unmodified network on those images, percent.
     pub accuracy: f64,
+    /// JPEG quality of the input image those figures were measured at (the phone must send
+    /// that quality for them to hold); absent when unknown (e.g. the paper's figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
 }
 
 /// Mobile-only: the phone runs the unmodified network and sends nothing.
@@ -181,6 +185,7 @@ mod tests {
             cloud_only: CloudOnlyResult {
                 bytes: 26_766.0,
                 accuracy: 76.1,
+                quality: None,
             },
             mobile_only: MobileOnlyResult { accuracy: 76.1 },
         }

@@ -1336,6 +1336,7 @@ epochs = 1
                 CloudOnlyResult {
                     bytes: 26_766.0,
                     accuracy: 75.9,
+                    quality: None,
                 },
             )
             .unwrap();

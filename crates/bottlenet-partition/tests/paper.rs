@@ -240,7 +240,7 @@ fn paper_results() -> TrainingResults {
                 s: Some(2),
             })
             .collect(),
-        cloud_only: CloudOnlyResult { bytes: CLOUD_ONLY_BYTES, accuracy: BASELINE_ACCURACY },
+        cloud_only: CloudOnlyResult { bytes: CLOUD_ONLY_BYTES, accuracy: BASELINE_ACCURACY, quality: None },
         mobile_only: MobileOnlyResult { accuracy: BASELINE_ACCURACY },
     }
 }

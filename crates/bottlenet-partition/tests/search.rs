@@ -139,6 +139,7 @@ fn two_shards_merged_equal_one_unsharded_run() {
             CloudOnlyResult {
                 bytes: 700.0,
                 accuracy: BASELINE,
+                quality: None,
             },
         )
         .unwrap();

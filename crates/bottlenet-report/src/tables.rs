@@ -523,6 +523,7 @@ mod tests {
             cloud_only: CloudOnlyResult {
                 bytes: 12_500.0,
                 accuracy: 80.0,
+                quality: None,
             },
             mobile_only: MobileOnlyResult { accuracy: 80.0 },
         };

@@ -278,6 +278,7 @@ fn a_merged_search_with_aware_and_naive_points_draws_fig_7_at_the_requested_size
         CloudOnlyResult {
             bytes: 26_766.0,
             accuracy: 76.1,
+            quality: None,
         },
         mobile,
         cloud,

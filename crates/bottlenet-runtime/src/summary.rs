@@ -9,6 +9,8 @@ use crate::client::Answer;
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     latencies_ms: Vec<f64>,
+    /// Sums of the per-stage times: phone, upload, server (ms).
+    stage_sums_ms: [f64; 3],
     bytes: Vec<usize>,
     labelled: usize,
     correct: usize,
@@ -24,6 +26,14 @@ pub struct SummaryReport {
     pub accuracy: Option<f64>,
     pub total_bytes: usize,
     pub mean_bytes: f64,
+    /// Mean end-to-end latency, ms.
+    pub mean_ms: f64,
+    /// Mean phone compute per request (head + reduction + encode, or the whole network), ms.
+    pub mean_phone_ms: f64,
+    /// Mean upload per request, ms.
+    pub mean_upload_ms: f64,
+    /// Mean server time per request (queue + decode + tail), ms.
+    pub mean_server_ms: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -51,6 +61,9 @@ impl Summary {
     /// Adds one answer; `label` is the true class index when known.
     pub fn record(&mut self, answer: &Answer, label: Option<usize>) {
         self.latencies_ms.push(answer.total_ms);
+        for (sum, v) in self.stage_sums_ms.iter_mut().zip([answer.tm_ms, answer.upload_ms, answer.tc_ms]) {
+            *sum += v;
+        }
         self.bytes.push(answer.bytes);
         if let Some(label) = label {
             self.labelled += 1;
@@ -72,6 +85,7 @@ impl Summary {
         sorted.sort_by(f64::total_cmp);
         let total_bytes: usize = self.bytes.iter().sum();
         let n = self.latencies_ms.len();
+        let mean = |sum: f64| if n == 0 { f64::NAN } else { sum / n as f64 };
         SummaryReport {
             requests: n,
             accuracy: (self.labelled > 0).then(|| self.correct as f64 / self.labelled as f64),
@@ -81,6 +95,10 @@ impl Summary {
             } else {
                 total_bytes as f64 / n as f64
             },
+            mean_ms: mean(self.latencies_ms.iter().sum()),
+            mean_phone_ms: mean(self.stage_sums_ms[0]),
+            mean_upload_ms: mean(self.stage_sums_ms[1]),
+            mean_server_ms: mean(self.stage_sums_ms[2]),
             p50_ms: percentile(&sorted, 0.50),
             p95_ms: percentile(&sorted, 0.95),
             p99_ms: percentile(&sorted, 0.99),
@@ -141,6 +159,8 @@ mod tests {
         assert_eq!(r.total_bytes, 400);
         assert!((r.mean_bytes - 400.0 / 3.0).abs() < 1e-9);
         assert_eq!(r.p50_ms, 2.0);
+        assert!((r.mean_ms - 2.0).abs() < 1e-12);
+        assert!(Summary::new().report().mean_ms.is_nan());
         assert_eq!(r.max_ms, 3.0);
         assert_eq!(r.fallbacks, 1);
         assert_eq!(r.by_path.get("rb1"), Some(&1));

@@ -209,7 +209,7 @@ pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir
     let honest = honest_cloud_only(&sweep, baseline_accuracy, spec.tolerance_points)
         .ok_or_else(|| Error::Invalid("no JPEG quality of the input keeps the baseline's accuracy within the tolerance".into()))?;
     let results: TrainingResults = outcome
-        .training_results(model.arch.name(), data.train.name(), CloudOnlyResult { bytes: honest.mean_bytes, accuracy: honest.accuracy })
+        .training_results(model.arch.name(), data.train.name(), CloudOnlyResult { bytes: honest.mean_bytes, accuracy: honest.accuracy, quality: Some(honest.quality) })
         .map_err(invalid)?;
     let results_path = out.join("results.json");
     results.save(&results_path).map_err(invalid)?;
@@ -285,7 +285,7 @@ pub fn results_with_baseline(bundle_dir: &Path, baseline: &Baseline<'_>, data: &
         baseline_accuracy,
         source: format!("bundle {} + {}; cloud-only: input JPEG q{} on {limit} test images", bundle_dir.display(), baseline.origin, honest.quality),
         splits,
-        cloud_only: CloudOnlyResult { bytes: honest.mean_bytes, accuracy: honest.accuracy },
+        cloud_only: CloudOnlyResult { bytes: honest.mean_bytes, accuracy: honest.accuracy, quality: Some(honest.quality) },
         mobile_only: bottlenet_partition::MobileOnlyResult { accuracy: baseline_accuracy },
     };
     results.validate().map_err(invalid)?;

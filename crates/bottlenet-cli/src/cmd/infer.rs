@@ -23,7 +23,8 @@ pub struct InferArgs {
     /// with hysteresis); default: the bundle's first split.
     #[arg(long)]
     pub split: Option<String>,
-    /// With --split auto: the selection phase's results file (search merge's results.json).
+    /// The selection phase's results file (search merge's results.json): Algorithm 1's input with
+    /// --split auto, and the cloud-only JPEG quality it was measured at.
     #[arg(long)]
     pub results: Option<PathBuf>,
     /// With --split auto: the phone's profile.
@@ -44,6 +45,10 @@ pub struct InferArgs {
     /// Dataset path (default resolution otherwise).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// JPEG quality of the input image on the cloud-only path; default: the quality --results
+    /// measured cloud-only at, else 90.
+    #[arg(long)]
+    pub input_quality: Option<u8>,
     /// Classes returned per answer.
     #[arg(long, default_value_t = 5)]
     pub top_k: u32,
@@ -92,6 +97,11 @@ pub fn run(args: InferArgs) -> Result<()> {
     let total = args.limit.unwrap_or(test.len()).min(test.len());
     let mut options = ClientOptions::new(mode);
     options.top_k = args.top_k;
+    let measured_quality = match &args.results {
+        Some(path) => bottlenet_partition::TrainingResults::load(path)?.cloud_only.quality,
+        None => None,
+    };
+    options.jpeg_quality = args.input_quality.or(measured_quality).unwrap_or(90);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let report = runtime.block_on(async {
         let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options).await.with_context(|| format!("connecting to {}", args.server))?;
@@ -112,8 +122,17 @@ pub fn run(args: InferArgs) -> Result<()> {
     } else {
         let accuracy = report.accuracy.map_or("n/a".to_string(), |a| format!("{:.2}%", 100.0 * a));
         println!(
-            "{} images: top-1 {accuracy}, mean {:.1} B sent, latency p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {} fallbacks",
-            report.requests, report.mean_bytes, report.p50_ms, report.p95_ms, report.p99_ms, report.fallbacks
+            "{} images: top-1 {accuracy}, mean {:.1} B sent, latency mean {:.2} ms (phone {:.2} + upload {:.2} + server {:.2}) p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {} fallbacks",
+            report.requests,
+            report.mean_bytes,
+            report.mean_ms,
+            report.mean_phone_ms,
+            report.mean_upload_ms,
+            report.mean_server_ms,
+            report.p50_ms,
+            report.p95_ms,
+            report.p99_ms,
+            report.fallbacks
         );
         for (path, n) in &report.by_path {
             println!("  {path}: {n}");

@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# Real network emulation of the phone -> cloud up-link (paper §3.1, Table 3).
+#
+# Two network namespaces, "phone" and "cloud", joined by a veth pair (10.77.0.1 <-> 10.77.0.2).
+# The phone's egress is shaped to each preset's up-link rate; the reply path is left unshaped
+# (the paper assumes the answer is tiny). `bottlenet serve` runs in the cloud namespace,
+# `bottlenet infer --json` in the phone namespace, once per path, and each path's measured
+# end-to-end latency is printed beside Algorithm 1's prediction from `bottlenet select`.
+#
+# Shaping (the kernel decides what is possible; `--shaper` forces one):
+#   netem  `tc netem rate R [delay D] [loss L]`: each packet waits len/R, exactly TU = 8·D/NB.
+#   tbf    for kernels without sch_netem: a tbf at rate R over an htb that gives the real traffic
+#          strict priority over a low-priority stream of raw "filler" frames that the cloud side
+#          drops. The filler keeps tbf's token bucket empty, so every real packet waits for its
+#          own len/R (plus at most one filler frame, 0.15 ms) instead of slipping through on a
+#          bucket that filled up in the idle gap between requests. No delay or loss here.
+#
+# Measured latency is the p50 of the client's per-image end-to-end time (the JSON rows also carry
+# the mean and its phone / upload / server parts). The client sends cloud-only's input JPEG at the
+# quality the results file measured it at (`infer --results`). "pred" is Algorithm 1's TM + 8·bytes/NB + TC with the payload
+# bytes the client really sent (cloud-only's JPEG quality may differ from the results file);
+# "Alg1" is `select`'s own latency with the results file's bytes. "wire" is what left the
+# phone's interface per request (Ethernet/IP/TCP/HTTP2/gRPC framing, ACKs, connection setup
+# amortised over --limit): the model does not count it, the link does.
+#
+# Exit status: 0 ok, 1 a step failed, 2 bad usage, 3 a prerequisite is missing (not root, no
+# `ip netns`, no tbf/htb/netem qdisc, no python3) -- `--check` tests only those.
+# Cleans up (server, filler, namespaces, veth) on exit, error, SIGINT and SIGTERM; after a
+# SIGKILL, `--cleanup-stale` removes namespaces left by runs that no longer exist.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${BOTTLENET_BIN:-$ROOT/target/release/bottlenet}
+BUNDLE=$ROOT/models/fashion-compact
+RESULTS=$ROOT/profiles/fashion-compact-results.json
+MOBILE=$ROOT/profiles/fashion-compact-mobile.json
+CLOUD=$ROOT/profiles/fashion-compact-cloud.json
+PRESETS=3g,4g,wifi
+PATHS=chosen,best-split,cloud-only,mobile-only
+TARGET=latency
+LIMIT=50
+DATA=
+DELAY_MS=0
+LOSS_PCT=0
+SHAPER=auto
+JSON_OUT=
+SERVE_ARGS="--max-batch 1 --max-delay-ms 0"
+NICE=0
+CHECK=0
+STALE=0
+
+PREFIX=bnetem
+PHONE_NS=$PREFIX-$$-phone
+CLOUD_NS=$PREFIX-$$-cloud
+PROBE_NS=$PREFIX-$$-probe
+PHONE_IF=bnp$$
+CLOUD_IF=bnc$$
+PHONE_IP=10.77.0.1
+CLOUD_IP=10.77.0.2
+# The filler's frames: a bare Ethernet header of a local experimental EtherType addressed to a
+# MAC nobody has; the cloud namespace's veth drops them before any protocol sees them.
+FILLER_ETHERTYPE=0x88b5
+FILLER_MAC=02:00:00:00:00:06
+PORT=50051
+
+usage() {
+    cat <<EOF
+Usage: scripts/netem.sh [OPTIONS]
+
+Emulate the paper's up-links (Table 3) between two network namespaces and compare measured
+end-to-end latency per path with Algorithm 1's prediction. Needs root, ip netns, tc, python3.
+
+Options:
+  --bin PATH             bottlenet binary [\$BOTTLENET_BIN or target/release/bottlenet]
+  --bundle DIR           model bundle [models/fashion-compact]
+  --results FILE         training results for select [profiles/fashion-compact-results.json]
+  --mobile-profile FILE  phone profile [profiles/fashion-compact-mobile.json]
+  --cloud-profile FILE   server profile [profiles/fashion-compact-cloud.json]
+  --presets LIST         comma list of 3g, 4g, wifi, none (unshaped veth) [$PRESETS]
+  --paths LIST           comma list of chosen, best-split, all, cloud-only, mobile-only, RBj
+                         [$PATHS]
+  --target T             what select minimises for "chosen": latency or energy [$TARGET]
+  --limit N              test images per path [$LIMIT]
+  --data PATH            dataset for infer (its default otherwise)
+  --delay-ms MS          one-way up-link delay (netem only) [0]
+  --loss-pct PCT         up-link packet loss, percent (netem only) [0]
+  --shaper S             auto, netem or tbf (auto: netem if the kernel has it) [$SHAPER]
+  --serve-args "ARGS"    extra arguments for bottlenet serve [$SERVE_ARGS]
+  --nice N               run server, client and filler under \`nice -n N\` (N < 0 shields the
+                         measurement from other jobs on a busy machine) [0]
+  --json FILE            also write the rows as JSON
+  --check                only test the prerequisites (exit 0 or 3)
+  --cleanup-stale        remove $PREFIX-* namespaces whose script is gone, then exit
+  -h, --help             this text
+EOF
+}
+
+die() { echo "netem.sh: $*" >&2; exit 1; }
+missing() { echo "netem.sh: cannot run: $*" >&2; exit 3; }
+usage_error() { echo "netem.sh: $* (see --help)" >&2; exit 2; }
+log() { echo "netem: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --bin) BIN=${2:?--bin needs a path}; shift 2 ;;
+        --bundle) BUNDLE=${2:?}; shift 2 ;;
+        --results) RESULTS=${2:?}; shift 2 ;;
+        --mobile-profile) MOBILE=${2:?}; shift 2 ;;
+        --cloud-profile) CLOUD=${2:?}; shift 2 ;;
+        --presets) PRESETS=${2:?}; shift 2 ;;
+        --paths) PATHS=${2:?}; shift 2 ;;
+        --target) TARGET=${2:?}; shift 2 ;;
+        --limit) LIMIT=${2:?}; shift 2 ;;
+        --data) DATA=${2:?}; shift 2 ;;
+        --delay-ms) DELAY_MS=${2:?}; shift 2 ;;
+        --loss-pct) LOSS_PCT=${2:?}; shift 2 ;;
+        --shaper) SHAPER=${2:?}; shift 2 ;;
+        --serve-args) SERVE_ARGS=${2?}; shift 2 ;;
+        --nice) NICE=${2:?}; shift 2 ;;
+        --json) JSON_OUT=${2:?}; shift 2 ;;
+        --check) CHECK=1; shift ;;
+        --cleanup-stale) STALE=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage_error "unknown argument '$1'" ;;
+    esac
+done
+
+is_number() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
+[[ $LIMIT =~ ^[1-9][0-9]*$ ]] || usage_error "--limit must be a positive integer, got '$LIMIT'"
+is_number "$DELAY_MS" || usage_error "--delay-ms must be a number >= 0, got '$DELAY_MS'"
+is_number "$LOSS_PCT" || usage_error "--loss-pct must be a number >= 0, got '$LOSS_PCT'"
+[[ $NICE =~ ^-?[0-9]+$ ]] || usage_error "--nice must be an integer, got '$NICE'"
+case $SHAPER in auto|netem|tbf) ;; *) usage_error "--shaper must be auto, netem or tbf" ;; esac
+case $TARGET in latency|energy) ;; *) usage_error "--target must be latency or energy" ;; esac
+IFS=, read -r -a PRESET_LIST <<<"$PRESETS"
+[ ${#PRESET_LIST[@]} -gt 0 ] || usage_error "--presets is empty"
+for p in "${PRESET_LIST[@]}"; do
+    case $p in 3g|4g|wifi|none) ;; *) usage_error "unknown preset '$p' (3g, 4g, wifi, none)" ;; esac
+done
+WANT_IMPAIR=0
+if [ "$DELAY_MS" != 0 ] || [ "$LOSS_PCT" != 0 ]; then WANT_IMPAIR=1; fi
+
+# --- cleanup -------------------------------------------------------------------------------
+NAMESPACES=()   # created by this run, deleted by cleanup
+PIDS=()         # background processes of this run (server, filler, infer)
+TMP=
+
+stop_pid() { # TERM, up to 5 s, then KILL
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+cleanup() {
+    local rc=$1 pid ns
+    trap - EXIT INT TERM
+    set +e
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    for ns in "${NAMESPACES[@]}"; do
+        # Anything still inside (a process this shell does not know of) would keep it alive.
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    # The veth, should setup have stopped before moving it into a namespace.
+    ip link del "$PHONE_IF" 2>/dev/null
+    [ -n "$TMP" ] && rm -rf "$TMP"
+    [ "$rc" -ge 128 ] && log "interrupted; cleaned up"
+    exit "$rc"
+}
+trap 'cleanup $?' EXIT
+trap 'cleanup 130' INT
+trap 'cleanup 143' TERM
+
+# Runs "$@" in the background and waits for it, so that a signal interrupts the wait at once
+# (bash defers traps while a foreground child runs) and cleanup can stop the child.
+run_bg() {
+    local pid rc=0
+    "$@" &
+    pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    return "$rc"
+}
+
+# --- prerequisites -------------------------------------------------------------------------
+HAVE_NETEM=0
+check_prerequisites() {
+    [ "$(id -u)" -eq 0 ] || missing "needs root (network namespaces and tc), running as uid $(id -u)"
+    local c
+    for c in ip tc ss python3; do
+        command -v "$c" >/dev/null || missing "'$c' not found"
+    done
+    ip netns list >/dev/null 2>&1 || missing "'ip netns' is not available"
+    NAMESPACES+=("$PROBE_NS")
+    ip netns add "$PROBE_NS" 2>/dev/null || missing "'ip netns add' failed (no network namespaces?)"
+    ip -n "$PROBE_NS" link add p0 type veth peer name p1 2>/dev/null || missing "cannot create a veth pair"
+    ip netns exec "$PROBE_NS" tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 1600 limit 100000 2>/dev/null \
+        || missing "the kernel has no tbf qdisc"
+    ip netns exec "$PROBE_NS" tc qdisc add dev p0 parent 1:1 handle 10: htb default 1 2>/dev/null \
+        || missing "the kernel has no htb qdisc"
+    ip netns exec "$PROBE_NS" tc qdisc add dev p1 root netem rate 1mbit 2>/dev/null && HAVE_NETEM=1
+    ip netns del "$PROBE_NS"
+    NAMESPACES=()
+    if [ "$SHAPER" = auto ]; then
+        if [ $HAVE_NETEM = 1 ]; then SHAPER=netem; else SHAPER=tbf; fi
+    fi
+    if [ "$SHAPER" = netem ] && [ $HAVE_NETEM = 0 ]; then
+        missing "--shaper netem: the kernel has no netem qdisc (sch_netem)"
+    fi
+    if [ $WANT_IMPAIR = 1 ] && [ "$SHAPER" != netem ]; then
+        missing "--delay-ms/--loss-pct need the netem qdisc (sch_netem), which this kernel lacks"
+    fi
+}
+
+if [ $STALE = 1 ]; then
+    [ "$(id -u)" -eq 0 ] || missing "needs root"
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-[0-9]*-" || true); do
+        owner=${ns#"$PREFIX"-}; owner=${owner%%-*}
+        if ! kill -0 "$owner" 2>/dev/null; then
+            for pid in $(ip netns pids "$ns"); do kill -KILL "$pid" 2>/dev/null || true; done
+            ip netns del "$ns" && log "removed stale $ns"
+        fi
+    done
+    exit 0
+fi
+
+check_prerequisites
+if [ $CHECK = 1 ]; then
+    echo "ok: root, ip netns, tc tbf+htb, netem $([ $HAVE_NETEM = 1 ] && echo yes || echo no); shaper $SHAPER"
+    exit 0
+fi
+
+[ -x "$BIN" ] || die "bottlenet binary '$BIN' not found or not executable (--bin or \$BOTTLENET_BIN)"
+for f in "$RESULTS" "$MOBILE" "$CLOUD"; do [ -f "$f" ] || die "'$f' not found"; done
+[ -d "$BUNDLE" ] || die "bundle '$BUNDLE' not found"
+
+TMP=$(mktemp -d "/tmp/$PREFIX-$$.XXXXXX")
+HELPER=$TMP/helper.py
+
+# --- python helper: select -> plan, rows, table, filler ------------------------------------
+cat >"$HELPER" <<'PY'
+import json, math, signal, socket, sys, time
+
+def plan(select_file, paths, target, preset):
+    """The paths to run and Algorithm 1's terms for each, from `select --json` lines."""
+    rows = [json.loads(l) for l in open(select_file) if l.strip()]
+    by_name = {r["candidate"]: r for r in rows}
+    key = "latency_ms" if target == "latency" else "energy_mj"
+    splits = [r for r in rows if r["candidate"] not in ("cloud-only", "mobile-only")]
+    names = []
+    for p in paths.split(","):
+        if p == "chosen":
+            names += [r["candidate"] for r in rows if r["chosen"]]
+        elif p == "best-split":
+            names += [min(splits, key=lambda r: r[key])["candidate"]] if splits else []
+        elif p == "all":
+            names += [r["candidate"] for r in rows]
+        elif p in by_name:
+            names.append(p)
+        else:
+            sys.exit(f"netem.sh: path '{p}' is not a candidate of select ({', '.join(by_name)})")
+    names = list(dict.fromkeys(names))
+    # The up-link rate select used, recovered from its own TU = 8·bytes/NB (network.rs).
+    sent = [r for r in rows if r["bytes"] > 0 and r["tu_ms"] > 0]
+    rate = 8 * sent[0]["bytes"] / (sent[0]["tu_ms"] * 1e3) if sent else float("inf")
+    return {"preset": preset, "rate_mbps": rate, "candidates": [by_name[n] for n in names]}
+
+def row(plan_file, name, infer_file, wire_bytes, meta):
+    plan = json.load(open(plan_file))
+    c = next(c for c in plan["candidates"] if c["candidate"] == name)
+    m = json.load(open(infer_file))
+    rate = plan["rate_mbps"]
+    delay = meta["delay_ms"] if name != "mobile-only" else 0.0
+    sent = m["mean_bytes"]
+    tu = 8 * sent / (rate * 1e3) if math.isfinite(rate) else 0.0
+    pred = c["tm_ms"] + tu + c["tc_ms"] + delay
+    n = m["requests"]
+    wire = wire_bytes / n if n else 0.0
+    tu_wire = 8 * wire / (rate * 1e3) if math.isfinite(rate) else 0.0
+    pred_wire = c["tm_ms"] + tu_wire + c["tc_ms"] + delay
+    return {
+        **meta, "preset": plan["preset"],
+        "rate_mbps": rate if plan["preset"] != "none" else None,
+        "path": name, "chosen": c["chosen"],
+        "alg1_ms": c["latency_ms"], "alg1_bytes": c["bytes"],
+        "tm_ms": c["tm_ms"], "tu_ms": tu, "tc_ms": c["tc_ms"], "pred_ms": pred,
+        "pred_wire_ms": pred_wire,
+        "sent_bytes": sent, "wire_bytes_per_request": wire if n else None,
+        "p50_ms": m["p50_ms"], "p95_ms": m["p95_ms"], "p99_ms": m["p99_ms"],
+        "mean_ms": m.get("mean_ms"), "phone_ms": m.get("mean_phone_ms"),
+        "upload_ms": m.get("mean_upload_ms"), "server_ms": m.get("mean_server_ms"),
+        "err_pct": 100 * (m["p50_ms"] - pred) / pred if pred > 0 else None,
+        "err_alg1_pct": 100 * (m["p50_ms"] - c["latency_ms"]) / c["latency_ms"] if c["latency_ms"] > 0 else None,
+        "err_wire_pct": 100 * (m["p50_ms"] - pred_wire) / pred_wire if pred_wire > 0 else None,
+        "requests": n, "accuracy": m.get("accuracy"), "fallbacks": m.get("fallbacks"),
+        "by_path": m.get("by_path"),
+    }
+
+def table(rows_file, json_out):
+    rows = [json.loads(l) for l in open(rows_file) if l.strip()]
+    if not rows:
+        return
+    r0 = rows[0]
+    print(f"shaper {r0['shaper']}; delay {r0['delay_ms']:g} ms, loss {r0['loss_pct']:g} %; nice {r0['nice']}; "
+          f"{r0['requests']} images per path; measured = p50 end-to-end ms; * = Algorithm 1's choice")
+    print("Alg1 = select's TM+TU+TC with the results file's bytes (B_alg1); pred = the same with "
+          "the payload bytes really sent (B_sent); wire = the same with the bytes that left the "
+          "phone's interface per request (B_wire: framing, ACKs, set-up); err = p50 vs pred")
+    head = ("preset", "Mbit/s", "path", "Alg1_ms", "pred_ms", "wire_ms", "p50_ms", "err_%",
+            "err_wire_%", "B_alg1", "B_sent", "B_wire", "fallback")
+    fmt = "{:<6} {:>6} {:<13} {:>7} {:>7} {:>7} {:>7} {:>6} {:>10} {:>6} {:>6} {:>6} {:>8}"
+    print(fmt.format(*head))
+    f = lambda x, d=2: "n/a" if x is None else f"{x:.{d}f}"
+    pct = lambda x: "n/a" if x is None else f"{x:+.0f}"
+    for r in rows:
+        print(fmt.format(r["preset"], f(r["rate_mbps"]), r["path"] + ("*" if r["chosen"] else ""),
+                         f(r["alg1_ms"]), f(r["pred_ms"]), f(r["pred_wire_ms"]), f(r["p50_ms"]),
+                         pct(r["err_pct"]), pct(r["err_wire_pct"]), f(r["alg1_bytes"], 0),
+                         f(r["sent_bytes"], 0), f(r["wire_bytes_per_request"], 0), r["fallbacks"]))
+    # A fallback answer came from the phone alone: that row did not measure its path only.
+    for r in rows:
+        if r["fallbacks"]:
+            print(f"warning: {r['preset']} / {r['path']}: {r['fallbacks']} answers fell back "
+                  f"({r['by_path']}); its p50 mixes paths", file=sys.stderr)
+    if json_out:
+        with open(json_out, "w") as out:
+            json.dump({"statistic": "p50_ms", "rows": rows}, out, indent=1)
+            out.write("\n")
+
+def filler(ifname, ethertype, mac, frame_bytes):
+    """Keeps the tbf's bucket empty with raw frames of frame_bytes (>= the 14-byte header).
+    A blocking socket whose send buffer holds ~100 frames paces itself on the qdisc."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: stop quietly, no traceback
+    proto = int(ethertype, 16)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+    s.bind((ifname, proto))
+    s.setsockopt(socket.SOL_SOCKET, 32, 100_000)  # SO_SNDBUFFORCE (root)
+    frame = bytes.fromhex(mac.replace(":", "")) + bytes(6) + proto.to_bytes(2, "big")
+    frame += bytes(max(0, frame_bytes - len(frame)))
+    while True:
+        try:
+            s.send(frame)
+        except OSError:
+            time.sleep(0.001)
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "plan":
+        # Writes the plan; prints the rate, then one path per line.
+        p = plan(args[0], args[1], args[2], args[3])
+        json.dump(p, open(args[4], "w"))
+        print(f"{p['rate_mbps']:.6g}")
+        print("\n".join(c["candidate"] for c in p["candidates"]))
+    elif cmd == "row":
+        meta = json.loads(args[4])
+        print(json.dumps(row(args[0], args[1], args[2], float(args[3]), meta)))
+    elif cmd == "table":
+        table(args[0], args[1] if len(args) > 1 else "")
+    elif cmd == "filler":
+        filler(args[0], args[1], args[2], int(args[3]))
+    else:
+        sys.exit(f"helper: unknown command {cmd}")
+PY
+
+# --- namespaces ----------------------------------------------------------------------------
+NAMESPACES+=("$PHONE_NS" "$CLOUD_NS")
+ip netns add "$PHONE_NS"
+ip netns add "$CLOUD_NS"
+ip link add "$PHONE_IF" type veth peer name "$CLOUD_IF"
+ip link set "$PHONE_IF" netns "$PHONE_NS"
+ip link set "$CLOUD_IF" netns "$CLOUD_NS"
+ip -n "$PHONE_NS" addr add "$PHONE_IP/29" dev "$PHONE_IF"
+ip -n "$CLOUD_NS" addr add "$CLOUD_IP/29" dev "$CLOUD_IF"
+for ns in "$PHONE_NS" "$CLOUD_NS"; do ip -n "$ns" link set lo up; done
+ip -n "$PHONE_NS" link set "$PHONE_IF" up
+ip -n "$CLOUD_NS" link set "$CLOUD_IF" up
+log "namespaces $PHONE_NS ($PHONE_IP) <-> $CLOUD_NS ($CLOUD_IP); shaper $SHAPER"
+
+ptc() { ip netns exec "$PHONE_NS" tc "$@"; }
+# Prefixes for the measured processes. Arrays, not functions: `"${IN_PHONE[@]}" cmd &` execs
+# in place, so $! is the process itself and cleanup can stop it.
+IN_PHONE=(ip netns exec "$PHONE_NS" nice -n "$NICE")
+IN_CLOUD=(ip netns exec "$CLOUD_NS" nice -n "$NICE")
+
+FILLER_PID=
+shape() { # rate_mbps ("inf" = no rate limit)
+    local rate=$1 frame
+    ptc qdisc del dev "$PHONE_IF" root 2>/dev/null || true
+    local impair=()
+    [ "$DELAY_MS" != 0 ] && impair+=(delay "${DELAY_MS}ms")
+    [ "$LOSS_PCT" != 0 ] && impair+=(loss "${LOSS_PCT}%")
+    if [ "$rate" = inf ]; then
+        [ ${#impair[@]} -gt 0 ] && ptc qdisc add dev "$PHONE_IF" root handle 1: netem limit 100000 "${impair[@]}"
+        return 0
+    fi
+    if [ "$SHAPER" = netem ]; then
+        ptc qdisc add dev "$PHONE_IF" root handle 1: netem limit 100000 rate "${rate}mbit" "${impair[@]}"
+        return 0
+    fi
+    # tbf: pay-before-send token bucket at the preset rate (burst = one full frame) ...
+    ptc qdisc add dev "$PHONE_IF" root handle 1: tbf rate "${rate}mbit" burst 1600 limit 1000000
+    # ... over strict priority: real traffic (10:1, default) before the filler (10:2).
+    ptc qdisc add dev "$PHONE_IF" parent 1:1 handle 10: htb default 1
+    ptc class add dev "$PHONE_IF" parent 10: classid 10:1 htb rate 10gbit quantum 1514 prio 0
+    ptc class add dev "$PHONE_IF" parent 10: classid 10:2 htb rate 10gbit quantum 1514 prio 1
+    ptc filter add dev "$PHONE_IF" parent 10: protocol "$FILLER_ETHERTYPE" prio 1 u32 match u32 0 0 flowid 10:2
+    # Filler frames of ~0.15 ms on the link (at least the 14-byte header): a real packet waits
+    # for at most one of them (0.075 ms on average), and the generator sends ~6700 frames/s
+    # whatever the rate.
+    frame=$(python3 -c "print(max(14, round($rate * 1e6 / 8 * 0.15e-3)))")
+    "${IN_PHONE[@]}" python3 "$HELPER" filler "$PHONE_IF" "$FILLER_ETHERTYPE" "$FILLER_MAC" "$frame" &
+    FILLER_PID=$!
+    PIDS+=("$FILLER_PID")
+    sleep 0.3   # let the filler fill its queue and drain the bucket
+    kill -0 "$FILLER_PID" 2>/dev/null || die "the filler stream stopped at once"
+}
+
+unshape() {
+    if [ -n "$FILLER_PID" ]; then
+        stop_pid "$FILLER_PID"
+        forget_pid "$FILLER_PID"
+        FILLER_PID=
+    fi
+    ptc qdisc del dev "$PHONE_IF" root 2>/dev/null || true
+}
+
+# Bytes the phone's real traffic has put on its interface so far (the filler excluded).
+wire_bytes() {
+    if [ "$SHAPER" = tbf ] && [ -n "$FILLER_PID" ]; then
+        ptc -s class show dev "$PHONE_IF" classid 10:1 | awk '/Sent/ {print $2; exit}'
+    else
+        ip netns exec "$PHONE_NS" cat "/sys/class/net/$PHONE_IF/statistics/tx_bytes"
+    fi
+}
+
+# --- server --------------------------------------------------------------------------------
+# shellcheck disable=SC2086 # SERVE_ARGS is a word list on purpose
+"${IN_CLOUD[@]}" "$BIN" serve --bundle "$BUNDLE" --addr "$CLOUD_IP:$PORT" $SERVE_ARGS \
+    >"$TMP/serve.log" 2>&1 &
+SERVER_PID=$!
+PIDS+=("$SERVER_PID")
+for i in $(seq 600); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/serve.log" >&2; die "bottlenet serve exited early"; }
+    [ -n "$(ip netns exec "$CLOUD_NS" ss -ltnH "sport = :$PORT")" ] && break
+    [ "$i" = 600 ] && { cat "$TMP/serve.log" >&2; die "bottlenet serve did not listen on $CLOUD_IP:$PORT within 60 s"; }
+    sleep 0.1
+done
+log "server listening on $CLOUD_IP:$PORT ($SERVE_ARGS)"
+
+# --- measure -------------------------------------------------------------------------------
+ROWS=$TMP/rows.jsonl
+: >"$ROWS"
+META=$(python3 -c 'import json, sys
+k = ("shaper", "delay_ms", "loss_pct", "limit", "serve_args", "nice")
+v = sys.argv[1:]
+print(json.dumps(dict(zip(k, [v[0], float(v[1]), float(v[2]), int(v[3]), v[4], int(v[5])]))))' \
+    "$SHAPER" "$DELAY_MS" "$LOSS_PCT" "$LIMIT" "$SERVE_ARGS" "$NICE")
+DATA_ARGS=()
+[ -n "$DATA" ] && DATA_ARGS=(--data "$DATA")
+
+for preset in "${PRESET_LIST[@]}"; do
+    if [ "$preset" = none ]; then
+        net=(--uplink-mbps 100000 --alpha 0 --beta 0)   # TU ~ 0: the veth is not the bottleneck
+    else
+        net=(--network "$preset")
+    fi
+    "$BIN" select --results "$RESULTS" --mobile-profile "$MOBILE" --cloud-profile "$CLOUD" \
+        "${net[@]}" --target "$TARGET" --json >"$TMP/select-$preset.jsonl"
+    python3 "$HELPER" plan "$TMP/select-$preset.jsonl" "$PATHS" "$TARGET" "$preset" \
+        "$TMP/plan-$preset.json" >"$TMP/plan-$preset.txt"
+    rate=$(head -n 1 "$TMP/plan-$preset.txt")
+    [ "$preset" = none ] && rate=inf
+    shape "$rate"
+    while read -r path; do
+        log "$preset (${rate} Mbit/s): $path, $LIMIT images"
+        before=$(wire_bytes)
+        run_bg "${IN_PHONE[@]}" "$BIN" infer --server "http://$CLOUD_IP:$PORT" \
+            --bundle "$BUNDLE" --split "$path" --results "$RESULTS" --limit "$LIMIT" "${DATA_ARGS[@]}" --json \
+            >"$TMP/infer.json" || die "bottlenet infer failed on $preset / $path"
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/serve.log" >&2; die "bottlenet serve died during $preset / $path"; }
+        after=$(wire_bytes)
+        python3 "$HELPER" row "$TMP/plan-$preset.json" "$path" "$TMP/infer.json" \
+            "$((after - before))" "$META" >>"$ROWS"
+    done < <(tail -n +2 "$TMP/plan-$preset.txt")
+    unshape
+done
+
+python3 "$HELPER" table "$ROWS" "$JSON_OUT"
