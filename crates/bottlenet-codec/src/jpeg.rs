@@ -193,6 +193,7 @@ impl ImageCodec for AbbreviatedJpeg {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 mod tests {
     use super::*;
 

@@ -86,6 +86,7 @@ pub fn pixel_to_level(pixel: u8, bits: u8) -> u8 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 mod tests {
     use super::*;
 

@@ -1,4 +1,5 @@
 //! Property tests of the codec against naive references.
+#![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
 use bottlenet_codec::quantize::{dequantize, max_level, quantize};
 use bottlenet_codec::tile::{TileGrid, tile, untile};

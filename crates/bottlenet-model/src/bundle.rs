@@ -384,7 +384,7 @@ impl Bundle {
         }
         if let Some(entry) = &self.manifest.full {
             let net = self.full.as_ref().ok_or_else(|| bundle_err(dir, "no weights for the full network"))?;
-            net.clone().into_record().save(&tmp.path().join(&entry.file)).map_err(|e| bundle_err(dir, format!("writing {}: {e}", entry.file)))?;
+            net.clone().into_record().save(tmp.path().join(&entry.file)).map_err(|e| bundle_err(dir, format!("writing {}: {e}", entry.file)))?;
         }
         let manifest_path = tmp.path().join(MANIFEST_FILE);
         let json = serde_json::to_vec_pretty(&self.manifest).map_err(|e| Error::Json { path: manifest_path.clone(), source: e })?;
@@ -430,7 +430,7 @@ impl Bundle {
             ));
         }
         let net = net
-            .try_load_file(&dir.join(&entry.file))
+            .try_load_file(dir.join(&entry.file))
             .map_err(|e| bundle_err(dir, format!("{} does not match the manifest's full network: {e}", entry.file)))?;
         Ok(Some(net))
     }

@@ -618,8 +618,8 @@ pub fn breakdown_png(path: &Path, size: (u32, u32), title: &str, bars: &[Breakdo
             .y_label_area_size(70)
             .build_cartesian_2d(Categories { names: names.clone() }, 0.0..top)?;
         chart.configure_mesh().disable_x_mesh().x_labels(names.len()).x_desc("network and setup").y_desc("mean latency per image (ms)").draw()?;
-        let parts: [(&str, fn(&BreakdownBar) -> f64); 3] =
-            [("phone compute", |b| b.phone_ms), ("upload", |b| b.upload_ms), ("server", |b| b.server_ms)];
+        type Part = fn(&BreakdownBar) -> f64;
+        let parts: [(&str, Part); 3] = [("phone compute", |b| b.phone_ms), ("upload", |b| b.upload_ms), ("server", |b| b.server_ms)];
         for (k, (name, value)) in parts.into_iter().enumerate() {
             let c = color(k);
             chart

@@ -231,7 +231,17 @@ fn apply_override(root: &mut toml::Value, assignment: &str) -> std::result::Resu
     Ok(())
 }
 
+
+impl ExperimentConfig {
+    /// The same experiment with another epoch count (the only change `--resume` accepts).
+    pub fn with_epochs(mut self, epochs: usize) -> Self {
+        self.train.epochs = epochs;
+        self
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 mod tests {
     use super::*;
 
@@ -266,13 +276,5 @@ lr = 0.05
         assert!(e.to_string().contains("epoch"), "{e}");
         let e = ExperimentConfig::parse(BASE, Path::new("t.toml"), &["train.mode=baseline".into()]).unwrap_err();
         assert!(e.to_string().contains("remove model.split"), "{e}");
-    }
-}
-
-impl ExperimentConfig {
-    /// The same experiment with another epoch count (the only change `--resume` accepts).
-    pub fn with_epochs(mut self, epochs: usize) -> Self {
-        self.train.epochs = epochs;
-        self
     }
 }

@@ -1,5 +1,6 @@
 //! Training-loop tests: the paper's own network trains through the same code path, a killed run
 //! resumes exactly, and checkpoints are replaced atomically.
+#![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
 use bottlenet_data::{DatasetPair, FolderOptions, MemoryDataset, Normalization, load_image_folder};
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, CodecMode};

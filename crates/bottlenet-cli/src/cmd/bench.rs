@@ -320,13 +320,6 @@ impl Bench<'_> {
     }
 }
 
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
@@ -347,7 +340,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let bar = super::progress(args.json, groups.iter().map(|g| counts(g) as u64).sum(), "bench".into());
     if !args.json {
-        bar.suspend(|| println!("{} · {} · {threads} threads · median of {} runs [p10 … p90]", cpu_name(), args.device, args.runs));
+        bar.suspend(|| println!("{} · {} · {threads} threads · median of {} runs [p10 … p90]", super::profile::cpu_name(), args.device, args.runs));
     }
     let mut bench = Bench { args: &args, device, figures: Vec::new(), bar };
     for group in &groups {
@@ -361,7 +354,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     bench.bar.finish_and_clear();
     if args.json {
-        let report = BenchReport { machine: cpu_name(), device: args.device.to_string(), threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
+        let report = BenchReport { machine: super::profile::cpu_name(), device: args.device.to_string(), threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())

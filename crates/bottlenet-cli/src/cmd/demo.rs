@@ -120,13 +120,11 @@ pub struct DemoReport {
 /// A test image as the runtime's CHW image, with its label.
 fn test_image(data: &DatasetPair, index: usize) -> Result<(Image, usize)> {
     let raw = data.test.raw(index, Augment::Eval)?;
-    let (c, h, w) = (raw.image.channels, raw.image.height, raw.image.width);
-    let mut pixels = vec![0u8; c * h * w];
-    for (i, &p) in raw.image.pixels.iter().enumerate() {
-        pixels[(i % c) * h * w + i / c] = p;
-    }
-    Ok((Image::new(c, h, w, pixels)?, raw.label as usize))
+    Ok((super::infer::chw(&raw.image)?, raw.label as usize))
 }
+
+/// One network's selection and the setups run on it.
+type Plan<'a> = (NetworkPreset, &'a Selection, Vec<(&'static str, String)>);
 
 /// The three setups of Table 5 for one network: mobile-only, cloud-only, and the best split
 /// (by the target, within the tolerance when any split is; the first split otherwise).
@@ -246,7 +244,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(mobile, device).with_network(Some((*full).clone())));
     let images: Vec<(Image, usize)> = (0..n).map(|i| test_image(&data, i)).collect::<Result<_>>()?;
     let warmup = 5;
-    let plans: Vec<(NetworkPreset, &Selection, Vec<(&'static str, String)>)> = selections.iter().map(|(p, s)| (*p, s, setups(s, args.target))).collect();
+    let plans: Vec<Plan<'_>> = selections.iter().map(|(p, s)| (*p, s, setups(s, args.target))).collect();
     let total: usize = plans.iter().map(|(_, _, s)| s.len() * n).sum();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let rows = runtime.block_on(async {

@@ -142,7 +142,7 @@ pub fn run(args: InferArgs) -> Result<()> {
 }
 
 /// A dataset image (HWC, channels interleaved) as the runtime's CHW image.
-fn chw(raw: &bottlenet_data::RawImage) -> Result<Image> {
+pub fn chw(raw: &bottlenet_data::RawImage) -> Result<Image> {
     let (c, h, w) = (raw.channels, raw.height, raw.width);
     let mut pixels = vec![0u8; c * h * w];
     for (i, &p) in raw.pixels.iter().enumerate() {

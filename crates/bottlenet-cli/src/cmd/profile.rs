@@ -75,7 +75,8 @@ fn time_ms(runs: usize, mut work: impl FnMut() -> Result<()>) -> Result<Vec<f64>
         .collect()
 }
 
-fn cpu_name() -> String {
+/// The CPU's model name from /proc/cpuinfo.
+pub fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
