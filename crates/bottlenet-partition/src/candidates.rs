@@ -83,6 +83,8 @@ impl CandidateCosts {
             }
         };
 
+        // Every request that reaches the server pays the serving stack's fixed cost too.
+        let overhead = cloud.request_overhead_ms.unwrap_or(0.0);
         let mut splits: Vec<_> = results.splits.iter().collect();
         splits.sort_by_key(|s| s.index);
         let mut rows = Vec::with_capacity(splits.len() + 2);
@@ -91,7 +93,7 @@ impl CandidateCosts {
                 name: split.name.clone(),
                 kind: CandidateKind::Split { index: split.index },
                 tm_ms: time(mobile, &split.name),
-                tc_ms: time(cloud, &split.name),
+                tc_ms: time(cloud, &split.name) + overhead,
                 bytes: split.bytes,
                 accuracy: split.accuracy,
             });
@@ -100,7 +102,7 @@ impl CandidateCosts {
             name: CLOUD_ONLY.into(),
             kind: CandidateKind::CloudOnly,
             tm_ms: time(mobile, CLOUD_ONLY),
-            tc_ms: time(cloud, CLOUD_ONLY),
+            tc_ms: time(cloud, CLOUD_ONLY) + overhead,
             bytes: results.cloud_only.bytes,
             accuracy: results.cloud_only.accuracy,
         });
@@ -187,6 +189,7 @@ mod tests {
             threads: 1,
             load_level: 0,
             power_w: None,
+            request_overhead_ms: None,
             source: String::new(),
             candidates: entries
                 .iter()
@@ -229,6 +232,22 @@ mod tests {
         for row in &rows {
             row.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn request_overhead_is_added_to_every_server_path() {
+        let mobile = profile(Role::Mobile, &[("A", 1.0), ("B", 2.0), (CLOUD_ONLY, 0.5), (MOBILE_ONLY, 10.0)]);
+        let mut cloud = profile(Role::Cloud, &[("A", 0.3), ("B", 0.2), (CLOUD_ONLY, 0.4)]);
+        cloud.request_overhead_ms = Some(1.5);
+        let rows = CandidateCosts::join(&results(), &mobile, &cloud).unwrap();
+        let tc: Vec<f64> = rows.iter().map(|r| r.tc_ms).collect();
+        assert_eq!(tc, [1.8, 1.7, 1.9, 0.0]);
+        // A phone cannot carry the server's overhead.
+        let mut wrong = mobile.clone();
+        wrong.request_overhead_ms = Some(1.0);
+        assert!(wrong.validate().is_err());
+        cloud.request_overhead_ms = Some(f64::NAN);
+        assert!(cloud.validate().is_err());
     }
 
     #[test]

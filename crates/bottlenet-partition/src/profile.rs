@@ -86,6 +86,12 @@ pub struct Profile {
     /// in a mobile profile; finite and > 0 when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_w: Option<f64>,
+    /// Fixed cost of one request through the serving stack beyond `TC`, ms: the RPC framing,
+    /// transport round trip on the server's host, queueing and thread hand-offs, measured with
+    /// a real client. Only in a cloud profile; added to `TC` of every candidate that uses the
+    /// server. Not in the paper's model (its profiles leave it out and reproduce exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_overhead_ms: Option<f64>,
     /// Where the figures come from (tool and version, or a derivation), free text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
@@ -127,6 +133,14 @@ impl Profile {
         }
         if self.threads == 0 {
             return bad("threads must be at least 1".into());
+        }
+        if let Some(overhead) = self.request_overhead_ms {
+            if self.role != Role::Cloud {
+                return bad("request_overhead_ms belongs in a cloud profile".into());
+            }
+            if !(overhead.is_finite() && overhead >= 0.0) {
+                return bad(format!("request_overhead_ms must be finite and not negative, got {overhead}"));
+            }
         }
         if let Some(power) = self.power_w
             && !(power.is_finite() && power > 0.0)
@@ -209,6 +223,7 @@ mod tests {
             threads: 2,
             load_level: 0,
             power_w: Some(1.3),
+            request_overhead_ms: None,
             source: String::new(),
             candidates: vec![
                 entry("RB1", 1.5, 1.8),

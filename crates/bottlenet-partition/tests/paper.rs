@@ -195,6 +195,7 @@ fn derived_mobile() -> Profile {
         threads: 1,
         load_level: 0,
         power_w: Some(PM_W),
+        request_overhead_ms: None,
         source: DERIVED.into(),
         candidates,
     }
@@ -216,6 +217,7 @@ fn derived_cloud() -> Profile {
         threads: 1,
         load_level: 0,
         power_w: None,
+        request_overhead_ms: None,
         source: DERIVED.into(),
         candidates,
     }

@@ -489,6 +489,7 @@ mod tests {
             threads: 1,
             load_level: 0,
             power_w: None,
+            request_overhead_ms: None,
             source: String::new(),
             candidates: entries
                 .iter()

@@ -3,10 +3,13 @@
 //! dequantize + restoration + tail) on the server, batch 1, median and p90 after warm-up; plus the
 //! cloud-only candidate (JPEG of the input image; the full network on the server) and the
 //! mobile-only one (the full network on the phone). `--load K` keeps K inference workers busy
-//! beside the measurement, standing for a loaded device.
+//! beside the measurement, standing for a loaded device. A cloud profile also records the
+//! serving stack's fixed cost per request (`request_overhead_ms`), measured with a real client
+//! against a loopback server; Algorithm 1 adds it to every path that uses the server.
 
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::{GrayImage, ImageCodec, jpeg::Jpeg};
+use crate::serving::{BundleCloud, BundlePhone};
 use bottlenet_data::{Augment, DatasetPair};
 use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice};
 use burn::tensor::Device;
@@ -132,6 +135,7 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
         .collect();
 
     let mut entries = Vec::new();
+    let mut overhead = None;
     let input_codec = Jpeg { quality: m.input_quality };
     let gray = GrayImage { width, height, pixels: raw.image.pixels.clone() };
     let measured = (|| -> Result<()> {
@@ -167,6 +171,10 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
                 })?;
                 entries.push(summarize("cloud-only", samples));
                 entries.push(ProfileEntry { name: "mobile-only".into(), median_ms: 0.0, p90_ms: 0.0, samples: 0 });
+                if let Some(first) = entries.first().filter(|e| e.name.starts_with("RB")) {
+                    let (split, tc) = (first.name.clone(), first.median_ms);
+                    overhead = Some((request_round_trip_ms(bundle, &baseline, &raw, &split, m.runs)? - tc).max(0.0));
+                }
             }
         }
         Ok(())
@@ -184,11 +192,54 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
         threads: m.threads as u32,
         load_level: m.load,
         power_w: if m.role == Role::Mobile { m.mobile_power_w } else { None },
-        source: format!("bottlenet profile, batch 1, {} runs after 3 warm-up, input JPEG q{}", m.runs, m.input_quality),
+        request_overhead_ms: overhead,
+        source: format!(
+            "bottlenet profile, batch 1, {} runs after 3 warm-up, input JPEG q{}{}",
+            m.runs,
+            m.input_quality,
+            if overhead.is_some() { "; request overhead: real client → loopback gRPC server (no batching), median round trip less phone time less TC" } else { "" }
+        ),
         candidates: entries,
     };
     profile.validate()?;
     Ok(profile)
+}
+
+/// Median server-side time of one real request, ms: a client sends `split` frames of `image`
+/// to a loopback gRPC server holding this bundle (batching off: one phone), and each request's
+/// end-to-end time less the phone's own time is what the server path cost it. Less `TC_j` this
+/// is the serving stack's fixed cost per request.
+fn request_round_trip_ms(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_data::RawSample, split: &str, runs: usize) -> Result<f64> {
+    use bottlenet_runtime::{Client, ClientOptions, CloudHalf as _, PhoneHalf, Server, ServerConfig, SplitMode};
+    let device = baseline.device();
+    let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some(baseline.clone()));
+    let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device));
+    let image = super::infer::chw(&raw.image)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let config = ServerConfig { addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
+        let name = cloud.model_name().to_string();
+        let server = Server::bind(config, vec![Arc::new(cloud) as Arc<dyn bottlenet_runtime::CloudHalf>]).await?;
+        let url = format!("http://{}", server.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        let client = Client::connect(&url, phone, ClientOptions::new(SplitMode::Fixed(split.to_string()))).await.with_context(|| format!("connecting to the profiling server for {name}"))?;
+        let mut samples = Vec::with_capacity(runs.max(1));
+        for i in 0..runs.max(1) + 3 {
+            let answer = client.infer(&image).await?;
+            if answer.fell_back {
+                bail!("the profiling server did not answer; cannot measure the request overhead");
+            }
+            if i >= 3 {
+                samples.push(answer.total_ms - answer.tm_ms);
+            }
+        }
+        let _ = stop.send(());
+        serving.await.context("the profiling server task failed")??;
+        Ok(summarize("rpc", samples).median_ms)
+    })
 }
 
 pub fn run(args: ProfileArgs) -> Result<()> {
