@@ -54,6 +54,9 @@ pub enum SearchCommand {
         /// Test images for the cloud-only JPEG-quality sweep.
         #[arg(long, default_value_t = 2000)]
         cloud_only_images: usize,
+        /// Allowed accuracy loss, points; default: the search file's tolerance.
+        #[arg(long)]
+        tolerance: Option<f64>,
         /// Print the merge report as JSON.
         #[arg(long)]
         json: bool,
@@ -82,9 +85,15 @@ pub enum SearchCommand {
 
 pub fn run(args: SearchArgs) -> Result<()> {
     match (args.merge, args.run) {
-        (Some(SearchCommand::Merge { out, bundle, config, data, cloud_only_images, json, files }), _) => {
+        (Some(SearchCommand::Merge { out, bundle, config, data, cloud_only_images, tolerance, json, files }), _) => {
             let config = config.unwrap_or_else(|| out.join("search.toml"));
-            let spec = SearchSpec::load(&config).with_context(|| format!("reading search file {}", config.display()))?;
+            let mut spec = SearchSpec::load(&config).with_context(|| format!("reading search file {}", config.display()))?;
+            if let Some(points) = tolerance {
+                if !(points.is_finite() && points >= 0.0) {
+                    anyhow::bail!("--tolerance must be a finite number of points, not negative; got {points}");
+                }
+                spec.tolerance_points = points;
+            }
             let (data, _) = super::open_data(data.as_deref())?;
             let report = merge_search(&spec, &out, &files, &bundle, &data, cloud_only_images)?;
             if json {
