@@ -167,3 +167,45 @@ fn model_info_resnet50_json() {
     }
     assert_eq!(rows[16]["shape"], "2048x7x7");
 }
+
+/// The measured Fashion-MNIST search (committed records and profiles): Fig. 6 from the backbone,
+/// Fig. 7 from the RB1 quality sweep, the grid as a table.
+#[test]
+fn report_draws_fig6_and_fig7_from_a_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let search = dir.path().join("search");
+    std::fs::create_dir_all(&search).unwrap();
+    let records = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reports/fashion-search/search-records.jsonl");
+    std::fs::copy(&records, search.join("shard-0-of-1.jsonl")).unwrap();
+    let out = dir.path().join("report");
+    let run = |fig7: &str| {
+        bottlenet()
+            .arg("report")
+            .arg("--results")
+            .arg(profile("fashion-search-results.json"))
+            .arg("--mobile-profile")
+            .arg(profile("fashion-search-mobile.json"))
+            .arg("--cloud-profile")
+            .arg(profile("fashion-search-cloud.json"))
+            .args(["--arch", "compact", "--input", "1x28x28", "--classes", "10", "--fig7", fig7, "--search"])
+            .arg(&search)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let output = run("1,1,2");
+    assert!(output.status.success(), "report failed: {}", String::from_utf8_lossy(&output.stderr));
+    for file in ["feature_size.png", "accuracy_vs_bytes.png", "search.md", "table5.md"] {
+        assert!(out.join(file).is_file(), "missing {file}");
+    }
+    let table = std::fs::read_to_string(out.join("search.md")).unwrap();
+    let rows = table.lines().filter(|l| l.starts_with("| RB")).count();
+    assert_eq!(rows, std::fs::read_to_string(&records).unwrap().lines().count(), "one row per record");
+    // A bottleneck the search never trained: one clear line.
+    let output = run("1,3,2");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("c'=3"), "{stderr}");
+}

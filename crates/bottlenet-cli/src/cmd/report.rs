@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use bottlenet_model::{Arch, BackboneConfig, model_info, parse_shape};
-use bottlenet_partition::{read_records, record_files};
+use bottlenet_partition::{SearchRecord, read_records, record_files};
 use bottlenet_report::{AccuracyPoint, FeatureSizeRow, FeatureSizes, ReportInputs, write_report};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,10 @@ pub struct ReportArgs {
     /// A search output folder (its shard-*.jsonl records): draws accuracy against bytes (Fig. 7).
     #[arg(long)]
     pub search: Option<PathBuf>,
+    /// With --search: the bottleneck Fig. 7 draws, `SPLIT,C',S` (e.g. `1,1,2`); default: the
+    /// results' first split's.
+    #[arg(long, value_name = "J,C,S")]
+    pub fig7: Option<String>,
     /// Output folder (created if missing; files of the same names are replaced).
     #[arg(long)]
     pub out: PathBuf,
@@ -58,21 +62,60 @@ pub fn feature_sizes(arch: Arch, width: usize, input: [usize; 3], classes: usize
     })
 }
 
-/// Fig. 7's points: the search records of the bottleneck the results keep at their first split.
-fn accuracy_points(search: &Path, inputs: &ReportInputs) -> Result<Vec<AccuracyPoint>> {
-    let first = inputs.results.splits.first().context("the results have no split to draw Fig. 7 for")?;
-    let (Some(c_prime), Some(s)) = (first.c_prime, first.s) else {
-        anyhow::bail!("the results' {} has no c' / s; Fig. 7 needs them to find its search records", first.name);
-    };
-    let mut records = Vec::new();
+/// Every record of every shard file in a search folder.
+fn search_records(search: &Path) -> Result<Vec<SearchRecord>> {
     let files = record_files(search)?;
     if files.is_empty() {
         anyhow::bail!("{} holds no shard-*.jsonl search records", search.display());
     }
+    let mut records = Vec::new();
     for file in files {
         records.extend(read_records(&file)?.records);
     }
-    Ok(AccuracyPoint::from_records(&records, first.index, c_prime, s))
+    records.sort_by(|a, b| (a.split_index, a.c_prime, a.s, a.mode.name(), a.quality).cmp(&(b.split_index, b.c_prime, b.s, b.mode.name(), b.quality)));
+    Ok(records)
+}
+
+/// The search's grid as a Markdown table: every configuration's accuracy and bytes, marked where
+/// it is within the tolerance of the baseline.
+fn search_table(records: &[SearchRecord], baseline_accuracy: f64, tolerance_points: f64) -> String {
+    let threshold = baseline_accuracy - tolerance_points;
+    let mut out = format!(
+        "# Search records ({} configurations)\n\nBaseline top-1 {baseline_accuracy:.2} %; within the tolerance: ≥ {threshold:.2} % (✓).\n\n| split | c' | s | mode | quality | top-1 % | mean B | p95 B | seconds | |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        records.len()
+    );
+    for r in records {
+        let ok = if r.accuracy + bottlenet_partition::ACCURACY_EPSILON >= threshold { "✓" } else { "" };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {ok} |\n",
+            r.split, r.c_prime, r.s, r.mode.name(), r.quality, r.accuracy, r.mean_bytes, r.p95_bytes, r.seconds
+        ));
+    }
+    out
+}
+
+/// Fig. 7's points: the search records of one bottleneck (`which` = split, c', s), by default the
+/// one the results keep at their first split.
+fn accuracy_points(search: &Path, inputs: &ReportInputs, which: Option<&str>) -> Result<Vec<AccuracyPoint>> {
+    let (index, c_prime, s) = match which {
+        Some(text) => {
+            let parts: Vec<u32> = text.split(',').map(|p| p.trim().parse::<u32>()).collect::<std::result::Result<_, _>>().ok().filter(|p: &Vec<u32>| p.len() == 3).with_context(|| format!("--fig7 {text:?}: expected SPLIT,C',S such as 1,1,2"))?;
+            (parts[0], parts[1], parts[2])
+        }
+        None => {
+            let first = inputs.results.splits.first().context("the results have no split to draw Fig. 7 for")?;
+            let (Some(c_prime), Some(s)) = (first.c_prime, first.s) else {
+                anyhow::bail!("the results' {} has no c' / s; Fig. 7 needs them to find its search records", first.name);
+            };
+            (first.index, c_prime, s)
+        }
+    };
+    let records = search_records(search)?;
+    let points = AccuracyPoint::from_records(&records, index, c_prime, s);
+    if points.is_empty() {
+        anyhow::bail!("{} has no records of RB{index} with c'={c_prime} s={s} for Fig. 7", search.display());
+    }
+    Ok(points)
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -89,7 +132,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
         inputs.feature_sizes = Some(feature_sizes(arch, args.width, input, args.classes)?);
     }
     if let Some(search) = &args.search {
-        inputs.accuracy_points = accuracy_points(search, &inputs)?;
+        inputs.accuracy_points = accuracy_points(search, &inputs, args.fig7.as_deref())?;
+        let table = search_table(&search_records(search)?, inputs.results.baseline_accuracy, inputs.tolerance_points);
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        let path = args.out.join("search.md");
+        bottlenet_train::checkpoint::write_atomic(&path, table.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
     }
     let files = write_report(&inputs, &args.out)
         .with_context(|| format!("cannot write the report into {}", args.out.display()))?;
