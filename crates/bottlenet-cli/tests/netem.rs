@@ -169,8 +169,21 @@ fn sigint_mid_run_leaves_nothing_behind() {
         return;
     }
     // Long enough that the signal lands while the client is measuring.
-    let mut child =
-        netem(&["--presets", "3g", "--limit", "2000"]).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0).spawn().unwrap();
+    // Started with SIGINT at its default action, as from a terminal: a test run that was itself
+    // started in the background (nohup, `cmd &` in a script) inherits SIGINT ignored, and bash
+    // cannot trap a signal that was ignored when it started. python3 (which the script needs
+    // anyway) resets it and execs the script.
+    let mut child = Command::new("python3")
+        .args(["-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"])
+        .arg(script())
+        .arg("--bin")
+        .arg(env!("CARGO_BIN_EXE_bottlenet"))
+        .args(["--presets", "3g", "--limit", "2000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
