@@ -276,3 +276,34 @@ impl RtPhone for BundlePhone {
         Jpeg { quality }.encode(&gray).map_err(|e| Error::InvalidImage(e.to_string()))
     }
 }
+
+/// A gRPC server on 127.0.0.1 (port chosen by the OS) running in this process's tokio runtime,
+/// for the commands that measure the server path themselves (demo, bench, profile). Stopped with
+/// [`LoopbackServer::stop`].
+#[derive(Debug)]
+pub struct LoopbackServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl LoopbackServer {
+    /// Binds `config` (its address replaced by 127.0.0.1:0) serving `model`, and starts serving.
+    pub async fn start(config: bottlenet_runtime::ServerConfig, model: impl RtCloud) -> Result<Self> {
+        let config = bottlenet_runtime::ServerConfig { addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
+        let server = bottlenet_runtime::Server::bind(config, vec![std::sync::Arc::new(model) as std::sync::Arc<dyn RtCloud>]).await?;
+        let url = format!("http://{}", server.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self { url, stop, task })
+    }
+
+    /// Shuts the server down and waits for it; its error, if it stopped with one.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(|e| Error::Model(format!("the loopback server task failed: {e}")))?
+    }
+}

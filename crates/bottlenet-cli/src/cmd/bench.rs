@@ -12,13 +12,13 @@
 //!
 //! `scripts/pytorch_bench.py` runs the same workloads in PyTorch (docs/pytorch-comparison.md).
 
-use crate::serving::{BundleCloud, BundlePhone};
+use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::{CodecKind, CodecParams, Shape, synthetic::relu_like};
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, ResNet};
 use bottlenet_runtime::proto::InferRequest;
 use bottlenet_runtime::proto::bottle_net_client::BottleNetClient;
-use bottlenet_runtime::{CloudHalf, Image, PhoneHalf, Server, ServerConfig};
+use bottlenet_runtime::{Image, PhoneHalf, ServerConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::decay::WeightDecayConfig;
@@ -26,7 +26,6 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use clap::Args;
 use serde::Serialize;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -269,13 +268,8 @@ impl Bench<'_> {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
         let (runs, per_client) = (self.args.runs.clamp(1, 5), self.args.requests_per_client.max(1));
         let results = runtime.block_on(async {
-            let config = ServerConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..ServerConfig::default() };
-            let server = Server::bind(config, vec![Arc::new(cloud) as Arc<dyn CloudHalf>]).await?;
-            let url = format!("http://{}", server.local_addr()?);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let serving = tokio::spawn(server.serve(async move {
-                let _ = stopped.await;
-            }));
+            let server = LoopbackServer::start(ServerConfig::default(), cloud).await?;
+            let url = server.url.clone();
             let frames = Arc::new(frames);
             let mut out = Vec::new();
             for clients in [1usize, 8, 64] {
@@ -319,8 +313,7 @@ impl Bench<'_> {
                 latencies.sort_by(f64::total_cmp);
                 out.push((clients, rates, latencies));
             }
-            let _ = stop.send(());
-            serving.await.context("the bench server task failed")??;
+            server.stop().await.context("the bench server stopped with an error")?;
             anyhow::Ok(out)
         })?;
         for (clients, rates, latencies) in results {

@@ -14,18 +14,17 @@
 //! Phone energy is computed from the measured times with the paper's power model:
 //! `PM·TM + P_u·TU`, `P_u = α·t_u + β` (§3.1, Table 3); nothing here measures power.
 
-use crate::serving::{BundleCloud, BundlePhone};
+use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use anyhow::{Context, Result, bail};
 use bottlenet_data::{Augment, DataSource, DatasetPair, embedded_subset};
 use bottlenet_model::{Bundle, DeviceChoice};
 use bottlenet_partition::{CandidateCosts, CandidateKind, Network, NetworkPreset, Role, Selection, Target, TrainingResults, select};
 use bottlenet_report::{BreakdownBar, NamedNetwork, ReportInputs, breakdown_png, write_report};
-use bottlenet_runtime::{Client, ClientOptions, CloudHalf, Image, PhoneHalf, Server, ServerConfig, SplitMode, UplinkPacer};
+use bottlenet_runtime::{Client, ClientOptions, Image, PhoneHalf, ServerConfig, SplitMode, Summary, SummaryReport, UplinkPacer};
 use bottlenet_train::search::{Baseline, honest_cloud_only, results_with_baseline};
 use clap::Args;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,37 +149,21 @@ fn preset_label(preset: NetworkPreset) -> &'static str {
     }
 }
 
-/// Means of one run of `images` requests through `client`.
-struct Measured {
-    correct: usize,
-    n: usize,
-    bytes: f64,
-    phone: f64,
-    upload: f64,
-    server: f64,
-    totals: Vec<f64>,
-}
-
-async fn run_path(client: &Client, images: &[(Image, usize)], warmup: usize, bar: &indicatif::ProgressBar) -> Result<Measured> {
+/// One run of `images` requests through `client`, after `warmup` unrecorded ones.
+async fn run_path(client: &Client, images: &[(Image, usize)], warmup: usize, bar: &indicatif::ProgressBar) -> Result<SummaryReport> {
     for (image, _) in images.iter().cycle().take(warmup) {
         client.infer(image).await?;
     }
-    let mut m = Measured { correct: 0, n: 0, bytes: 0.0, phone: 0.0, upload: 0.0, server: 0.0, totals: Vec::with_capacity(images.len()) };
+    let mut summary = Summary::new();
     for (image, label) in images {
         let answer = client.infer(image).await?;
         if answer.fell_back {
             bail!("the server path failed during the demo and the phone answered alone; see the server's log above");
         }
-        m.correct += usize::from(answer.top_k.first().is_some_and(|c| c.index == *label));
-        m.n += 1;
-        m.bytes += answer.bytes as f64;
-        m.phone += answer.tm_ms;
-        m.upload += answer.upload_ms;
-        m.server += answer.tc_ms;
-        m.totals.push(answer.total_ms);
+        summary.record(&answer, Some(*label));
         bar.inc(1);
     }
-    Ok(m)
+    Ok(summary.report())
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
@@ -249,13 +232,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let rows = runtime.block_on(async {
         // One phone talks to the server at a time: no batching delay.
-        let config = ServerConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
-        let server = Server::bind(config, vec![Arc::new(server_model) as Arc<dyn CloudHalf>]).await.context("starting the demo server")?;
-        let url = format!("http://{}", server.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.serve(async move {
-            let _ = stopped.await;
-        }));
+        let config = ServerConfig { max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
+        let server = LoopbackServer::start(config, server_model).await.context("starting the demo server")?;
+        let url = server.url.clone();
         say(format!("server listening on {url} (loopback); running the phone client…"));
         let bar = super::progress(args.json, total as u64, "demo".into());
         let mut rows = Vec::new();
@@ -275,23 +254,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 let client = Client::connect(&url, phone.clone(), options).await.with_context(|| format!("connecting to {url}"))?;
                 let m = run_path(&client, &images, warmup, &bar).await.with_context(|| format!("{} {path}", preset_label(*preset)))?;
                 let predicted = selection.get(path).with_context(|| format!("Algorithm 1 has no candidate {path}"))?;
-                let count = m.n.max(1) as f64;
-                let (phone_ms, upload_ms) = (m.phone / count, m.upload / count);
-                let mut sorted = m.totals.clone();
-                sorted.sort_by(f64::total_cmp);
+                let (phone_ms, upload_ms) = (m.mean_phone_ms, m.mean_upload_ms);
                 rows.push(DemoRow {
                     network: preset_label(*preset).to_string(),
                     setup: (*setup).to_string(),
                     path: path.clone(),
-                    images: m.n,
-                    accuracy: 100.0 * m.correct as f64 / count,
-                    mean_bytes: m.bytes / count,
+                    images: m.requests,
+                    accuracy: 100.0 * m.accuracy.unwrap_or(0.0),
+                    mean_bytes: m.mean_bytes,
                     phone_ms,
                     upload_ms,
-                    server_ms: m.server / count,
-                    latency_ms: m.totals.iter().sum::<f64>() / count,
-                    p50_ms: bottlenet_runtime::percentile(&sorted, 0.5),
-                    p95_ms: bottlenet_runtime::percentile(&sorted, 0.95),
+                    server_ms: m.mean_server_ms,
+                    latency_ms: m.mean_ms,
+                    p50_ms: m.p50_ms,
+                    p95_ms: m.p95_ms,
                     // ms·W = mJ; ms·mW = µJ.
                     energy_mj: phone_ms * args.mobile_power_w + upload_ms * network.uplink_power_mw() / 1e3,
                     predicted_latency_ms: predicted.latency_ms,
@@ -302,8 +278,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             }
         }
         bar.finish_and_clear();
-        let _ = stop.send(());
-        serving.await.context("the demo server task failed")?.context("the demo server stopped with an error")?;
+        server.stop().await.context("the demo server stopped with an error")?;
         anyhow::Ok(rows)
     })?;
 

@@ -9,7 +9,7 @@
 
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::{GrayImage, ImageCodec, jpeg::Jpeg};
-use crate::serving::{BundleCloud, BundlePhone};
+use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use bottlenet_data::{Augment, DatasetPair};
 use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice};
 use burn::tensor::Device;
@@ -210,22 +210,17 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
 /// end-to-end time less the phone's own time is what the server path cost it. Less `TC_j` this
 /// is the serving stack's fixed cost per request.
 fn request_round_trip_ms(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_data::RawSample, split: &str, runs: usize) -> Result<f64> {
-    use bottlenet_runtime::{Client, ClientOptions, CloudHalf as _, PhoneHalf, Server, ServerConfig, SplitMode};
+    use bottlenet_runtime::{Client, ClientOptions, CloudHalf as _, PhoneHalf, ServerConfig, SplitMode};
     let device = baseline.device();
     let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some(baseline.clone()));
     let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device));
     let image = super::infer::chw(&raw.image)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
-        let config = ServerConfig { addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
+        let config = ServerConfig { max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
         let name = cloud.model_name().to_string();
-        let server = Server::bind(config, vec![Arc::new(cloud) as Arc<dyn bottlenet_runtime::CloudHalf>]).await?;
-        let url = format!("http://{}", server.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.serve(async move {
-            let _ = stopped.await;
-        }));
-        let client = Client::connect(&url, phone, ClientOptions::new(SplitMode::Fixed(split.to_string()))).await.with_context(|| format!("connecting to the profiling server for {name}"))?;
+        let server = LoopbackServer::start(config, cloud).await?;
+        let client = Client::connect(&server.url, phone, ClientOptions::new(SplitMode::Fixed(split.to_string()))).await.with_context(|| format!("connecting to the profiling server for {name}"))?;
         let mut samples = Vec::with_capacity(runs.max(1));
         for i in 0..runs.max(1) + 3 {
             let answer = client.infer(&image).await?;
@@ -236,8 +231,7 @@ fn request_round_trip_ms(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_da
                 samples.push(answer.total_ms - answer.tm_ms);
             }
         }
-        let _ = stop.send(());
-        serving.await.context("the profiling server task failed")??;
+        server.stop().await.context("the profiling server stopped with an error")?;
         Ok(summarize("rpc", samples).median_ms)
     })
 }

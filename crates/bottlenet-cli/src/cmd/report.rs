@@ -96,7 +96,7 @@ fn search_table(records: &[SearchRecord], baseline_accuracy: f64, tolerance_poin
 
 /// Fig. 7's points: the search records of one bottleneck (`which` = split, c', s), by default the
 /// one the results keep at their first split.
-fn accuracy_points(search: &Path, inputs: &ReportInputs, which: Option<&str>) -> Result<Vec<AccuracyPoint>> {
+fn accuracy_points(search: &Path, records: &[SearchRecord], inputs: &ReportInputs, which: Option<&str>) -> Result<Vec<AccuracyPoint>> {
     let (index, c_prime, s) = match which {
         Some(text) => {
             let parts: Vec<u32> = text.split(',').map(|p| p.trim().parse::<u32>()).collect::<std::result::Result<_, _>>().ok().filter(|p: &Vec<u32>| p.len() == 3).with_context(|| format!("--fig7 {text:?}: expected SPLIT,C',S such as 1,1,2"))?;
@@ -110,8 +110,7 @@ fn accuracy_points(search: &Path, inputs: &ReportInputs, which: Option<&str>) ->
             (first.index, c_prime, s)
         }
     };
-    let records = search_records(search)?;
-    let points = AccuracyPoint::from_records(&records, index, c_prime, s);
+    let points = AccuracyPoint::from_records(records, index, c_prime, s);
     if points.is_empty() {
         anyhow::bail!("{} has no records of RB{index} with c'={c_prime} s={s} for Fig. 7", search.display());
     }
@@ -132,8 +131,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
         inputs.feature_sizes = Some(feature_sizes(arch, args.width, input, args.classes)?);
     }
     if let Some(search) = &args.search {
-        inputs.accuracy_points = accuracy_points(search, &inputs, args.fig7.as_deref())?;
-        let table = search_table(&search_records(search)?, inputs.results.baseline_accuracy, inputs.tolerance_points);
+        let records = search_records(search)?;
+        inputs.accuracy_points = accuracy_points(search, &records, &inputs, args.fig7.as_deref())?;
+        let table = search_table(&records, inputs.results.baseline_accuracy, inputs.tolerance_points);
         std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
         let path = args.out.join("search.md");
         bottlenet_train::checkpoint::write_atomic(&path, table.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
