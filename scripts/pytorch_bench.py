@@ -16,7 +16,7 @@ with p10/p90 (linear interpolation, as numpy.percentile), min and max:
                           ms  the same for the compact ResNet (3x3 stem, no max-pool, BasicBlocks
                               [16, 32, 64] x 2), batch 1, 1x28x28, 10 classes, RB1..RB6.
   train/compact/plain     ms  one training step at batch 64 of 1x28x28: forward, cross-entropy,
-                              backward, SGD (lr 0.02, momentum 0.9, weight decay 5e-4).
+                              backward, SGD (lr 0.05, momentum 0.9, weight decay 5e-4).
   train/compact/rb1-identity  the same with the bottleneck after RB1 (c'=1, s=2), no codec.
   train/compact/rb1-aware     the same with the codec round trip of every sample in the forward
                               pass, straight-through backward (paper §2.2), as `mode = "aware"`.
@@ -403,7 +403,7 @@ def bench_train(args):
         torch.manual_seed(args.seed)
         net = BottleNet(CompactResNet(), input_shape, split, c_prime=1, s=2, codec=codec, quality=args.quality)
         net.train()
-        optim = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, dampening=0.0, weight_decay=5e-4)
+        optim = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, dampening=0.0, weight_decay=5e-4)
 
         def step():
             optim.zero_grad(set_to_none=True)
