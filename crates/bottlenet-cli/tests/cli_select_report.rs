@@ -14,15 +14,20 @@ fn bottlenet() -> Command {
     Command::cargo_bin("bottlenet").unwrap()
 }
 
+/// The paper's own results and TX2 / 1080 Ti profiles (`profiles/`).
+const PAPER: [&str; 3] = ["paper-resnet50-results.json", "paper-tx2-mobile.json", "paper-1080ti-cloud.json"];
+/// The measured Fashion-MNIST search's results and profiles (`profiles/`).
+const FASHION_SEARCH: [&str; 3] = ["fashion-search-results.json", "fashion-search-mobile.json", "fashion-search-cloud.json"];
+
+/// `bottlenet SUBCOMMAND --results R --mobile-profile P --cloud-profile Q` with the files `[R, P, Q]`.
+fn planned(subcommand: &str, [results, mobile, cloud]: [&str; 3]) -> Command {
+    let mut command = bottlenet();
+    command.arg(subcommand).arg("--results").arg(profile(results)).arg("--mobile-profile").arg(profile(mobile)).arg("--cloud-profile").arg(profile(cloud));
+    command
+}
+
 fn select_json(extra: &[&str]) -> Vec<Value> {
-    let output = bottlenet()
-        .arg("select")
-        .arg("--results")
-        .arg(profile("paper-resnet50-results.json"))
-        .arg("--mobile-profile")
-        .arg(profile("paper-tx2-mobile.json"))
-        .arg("--cloud-profile")
-        .arg(profile("paper-1080ti-cloud.json"))
+    let output = planned("select", PAPER)
         .args(extra)
         .arg("--json")
         .output()
@@ -76,14 +81,7 @@ fn select_custom_uplink_equals_the_preset() {
 
 #[test]
 fn select_table_names_the_choice() {
-    let output = bottlenet()
-        .arg("select")
-        .arg("--results")
-        .arg(profile("paper-resnet50-results.json"))
-        .arg("--mobile-profile")
-        .arg(profile("paper-tx2-mobile.json"))
-        .arg("--cloud-profile")
-        .arg(profile("paper-1080ti-cloud.json"))
+    let output = planned("select", PAPER)
         .args(["--network", "wifi", "--target", "energy"])
         .output()
         .unwrap();
@@ -94,14 +92,7 @@ fn select_table_names_the_choice() {
 
 #[test]
 fn select_bad_network_is_a_one_line_error() {
-    let output = bottlenet()
-        .arg("select")
-        .arg("--results")
-        .arg(profile("paper-resnet50-results.json"))
-        .arg("--mobile-profile")
-        .arg(profile("paper-tx2-mobile.json"))
-        .arg("--cloud-profile")
-        .arg(profile("paper-1080ti-cloud.json"))
+    let output = planned("select", PAPER)
         .args(["--network", "5g"])
         .output()
         .unwrap();
@@ -116,14 +107,7 @@ fn select_bad_network_is_a_one_line_error() {
 fn report_writes_tables_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let output = bottlenet()
-        .arg("report")
-        .arg("--results")
-        .arg(profile("paper-resnet50-results.json"))
-        .arg("--mobile-profile")
-        .arg(profile("paper-tx2-mobile.json"))
-        .arg("--cloud-profile")
-        .arg(profile("paper-1080ti-cloud.json"))
+    let output = planned("report", PAPER)
         .arg("--out")
         .arg(&out)
         .output()
@@ -179,14 +163,7 @@ fn report_draws_fig6_and_fig7_from_a_search() {
     std::fs::copy(&records, search.join("shard-0-of-1.jsonl")).unwrap();
     let out = dir.path().join("report");
     let run = |fig7: &str| {
-        bottlenet()
-            .arg("report")
-            .arg("--results")
-            .arg(profile("fashion-search-results.json"))
-            .arg("--mobile-profile")
-            .arg(profile("fashion-search-mobile.json"))
-            .arg("--cloud-profile")
-            .arg(profile("fashion-search-cloud.json"))
+        planned("report", FASHION_SEARCH)
             .args(["--arch", "compact", "--input", "1x28x28", "--classes", "10", "--fig7", fig7, "--search"])
             .arg(&search)
             .arg("--out")

@@ -231,7 +231,6 @@ fn apply_override(root: &mut toml::Value, assignment: &str) -> std::result::Resu
     Ok(())
 }
 
-
 impl ExperimentConfig {
     /// The same experiment with another epoch count (the only change `--resume` accepts).
     pub fn with_epochs(mut self, epochs: usize) -> Self {

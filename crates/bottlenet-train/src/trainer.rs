@@ -185,9 +185,7 @@ pub fn train(config: &ExperimentConfig, data: &DatasetPair, out: &Path, options:
     if options.resume
         && let Some((dir, saved)) = checkpoint::latest(out)?
     {
-        let mut comparable = saved.config.clone();
-        comparable.train.epochs = config.train.epochs;
-        if comparable != *config {
+        if saved.config.clone().with_epochs(config.train.epochs) != *config {
             return Err(Error::Checkpoint { path: dir, reason: "was written by a different experiment configuration; use a new output folder or the same config".into() });
         }
         model = load_weights(model, &dir.join(MODEL_FILE))?;
