@@ -10,16 +10,15 @@
 //! the other half too ([`BundleCloud::with_full`], [`BundlePhone::with_full`]); otherwise the path
 //! answers with a clear "not available" error.
 //!
-//! Input images travel on the cloud-only path as one baseline grayscale JPEG whose rows are the
-//! image's channel planes stacked (`C·H` rows of `W`): the codec crate's JPEG is grayscale only,
-//! and both ends are this file.
+//! Input images travel on the cloud-only path as the photo a phone's camera stack would send:
+//! a standard colour JPEG (YCbCr 4:2:0; grayscale JPEG for 1-channel models, DESIGN §1). The
+//! server reads its header and refuses a size other than the bundle's input before decoding.
 //!
 //! Every method blocks (burn on the CPU); the runtime calls them on worker threads / the blocking
 //! pool, never on the reactor.
 
-use bottlenet_codec::codec::ImageCodec;
-use bottlenet_codec::jpeg::Jpeg;
-use bottlenet_codec::{CodecParams, FeatureTensor, GrayImage, Shape};
+use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg, decode_photo};
+use bottlenet_codec::{CodecParams, FeatureTensor, Shape};
 use bottlenet_model::{BottleNet, CloudBundle, CloudHalf as ModelCloud, CodecMode, Manifest, MobileBundle, MobileHalf as ModelMobile};
 use bottlenet_runtime::{CloudHalf as RtCloud, Error, Image, PhoneHalf as RtPhone, Result};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -170,7 +169,7 @@ impl RtCloud for BundleCloud {
 
     fn decode_image(&self, jpeg: &[u8]) -> Result<FeatureTensor> {
         let [c, h, w] = self.cloud.manifest.input_shape;
-        let pixels = Jpeg { quality: 90 }.decode(jpeg, w, c * h).map_err(|e| Error::InvalidImage(e.to_string()))?;
+        let pixels = decode_photo(jpeg, c, h, w).map_err(|e| Error::InvalidImage(e.to_string()))?;
         let data = normalise(&self.cloud.manifest, c, &pixels)?;
         FeatureTensor::new(Shape::new(c, h, w), data).map_err(Error::from)
     }
@@ -272,8 +271,9 @@ impl RtPhone for BundlePhone {
 
     fn jpeg_input(&self, image: &Image, quality: u8) -> Result<Vec<u8>> {
         check_image(&self.mobile.manifest, image)?;
-        let gray = GrayImage { width: image.width, height: image.channels * image.height, pixels: image.pixels.clone() };
-        Jpeg { quality }.encode(&gray).map_err(|e| Error::InvalidImage(e.to_string()))
+        PhotoJpeg { quality, sampling: ChromaSampling::Yuv420 }
+            .encode(image.channels, image.height, image.width, &image.pixels)
+            .map_err(|e| Error::InvalidImage(e.to_string()))
     }
 }
 

@@ -165,6 +165,17 @@ impl RawImage {
         })
     }
 
+    /// The pixels as 8-bit planes, channel by channel (CHW): the layout the model input, the
+    /// runtime's images and the colour JPEG codec use.
+    pub fn planar(&self) -> Vec<u8> {
+        let (c, plane) = (self.channels, self.width * self.height);
+        let mut out = vec![0u8; self.pixels.len()];
+        for (i, &p) in self.pixels.iter().enumerate() {
+            out[(i % c) * plane + i / c] = p;
+        }
+        out
+    }
+
     /// The image as `channels × height × width` floats (CHW), each `(p/255 − mean) / std`.
     pub fn to_chw(&self, norm: &Normalization) -> Result<Vec<f32>> {
         let c = self.channels;
@@ -233,6 +244,13 @@ pub trait Dataset: Send + Sync + fmt::Debug {
 
     /// The normalisation `get` applies.
     fn normalization(&self) -> &Normalization;
+
+    /// Image folders: the shorter side images are resized to before the `input_shape` crop
+    /// (a model trained on this data needs the same preprocessing at serving time); `None` for
+    /// datasets stored at their native size (IDX, CIFAR-10).
+    fn resize(&self) -> Option<u32> {
+        None
+    }
 
     /// The label of sample `index`, without decoding its pixels.
     fn label(&self, index: usize) -> Result<u32>;

@@ -128,6 +128,10 @@ impl Dataset for FolderDataset {
         &self.normalization
     }
 
+    fn resize(&self) -> Option<u32> {
+        Some(self.resize)
+    }
+
     fn label(&self, index: usize) -> Result<u32> {
         check_index(index, self.len())?;
         Ok(self.entries[index].label)
@@ -161,6 +165,29 @@ impl Dataset for FolderDataset {
             label: entry.label,
         })
     }
+}
+
+/// One image file prepared exactly as an evaluation sample of an image folder is: decoded,
+/// resized so the shorter side is `resize`, centre-cropped to `crop × crop`, then kept as RGB
+/// (`channels == 3`) or converted to luma (`channels == 1`, for grayscale models). This is what
+/// the phone does with a user's own photo (`bottlenet infer --images`).
+pub fn load_image_file(path: &Path, resize: u32, crop: u32, channels: usize) -> Result<RawImage> {
+    if crop == 0 || resize < crop {
+        return Err(Error::InvalidOption(format!("image size: resize {resize} must be at least crop {crop}, and crop at least 1")));
+    }
+    if channels != 1 && channels != 3 {
+        return Err(Error::InvalidOption(format!("images have 1 or 3 channels, not {channels}")));
+    }
+    let img = decode_rgb(path)?;
+    let (w, h) = img.dimensions();
+    if w == 0 || h == 0 {
+        return Err(Error::Image { path: path.to_path_buf(), reason: "image has no pixels".into() });
+    }
+    let (nw, nh) = resized_dims(w, h, resize);
+    let rgb = crop_resized(&img, (nw, nh), ((nw - crop) / 2, (nh - crop) / 2), crop);
+    let side = crop as usize;
+    let pixels = if channels == 3 { rgb.into_raw() } else { image::DynamicImage::ImageRgb8(rgb).into_luma8().into_raw() };
+    RawImage::new(side, side, channels, pixels)
 }
 
 /// Decodes `path` (JPEG or PNG, recognised by content) to 8-bit RGB.

@@ -40,7 +40,7 @@ pub use batch::{Batch, BatchOptions, Batcher, Epoch};
 pub use cifar::{CIFAR10_CLASSES, load_cifar10_dir};
 pub use dataset::{Augment, Dataset, DatasetPair, Normalization, RawImage, RawSample, Sample};
 pub use error::{Error, Result, Warning};
-pub use folder::{FolderDataset, FolderOptions, Verify, load_image_folder};
+pub use folder::{FolderDataset, FolderOptions, Verify, load_image_file, load_image_folder};
 pub use idx::{FASHION_MNIST_CLASSES, IdxArray, IdxMeta, load_idx_dir, read_idx, write_idx};
 pub use memory::{MemoryDataset, TrainTransform};
 pub use resolve::{

@@ -131,6 +131,11 @@ pub struct Manifest {
     pub input_shape: [usize; 3],
     pub num_classes: usize,
     pub normalization: Normalization,
+    /// Image-folder data: the shorter side photos are resized to before the centre crop to
+    /// `input_shape` (DESIGN §6), so eval, profile and the phone prepare images exactly as
+    /// training did. Absent for data stored at its native size (IDX, CIFAR-10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<u32>,
     /// One name per class (may be empty when the data set has none).
     pub class_names: Vec<String>,
     /// Sorted by split index, at most one entry per split.
@@ -287,6 +292,7 @@ impl Bundle {
             input_shape,
             num_classes,
             normalization,
+            resize: None,
             class_names,
             splits: Vec::new(),
             full: None,
@@ -294,6 +300,17 @@ impl Bundle {
         manifest.validate()?;
         BottleNetConfig::new(arch, input_shape, num_classes).with_width(width).validate()?;
         Ok(Self { manifest, halves: BTreeMap::new(), full: None })
+    }
+
+    /// Records the image-folder resize the training data used (see [`Manifest::resize`]).
+    pub fn set_resize(&mut self, resize: Option<u32>) -> Result<()> {
+        if let Some(side) = resize
+            && (side as usize) < self.manifest.input_shape[1].max(self.manifest.input_shape[2])
+        {
+            return Err(Error::Config(format!("resize {side} is smaller than the input {:?}", self.manifest.input_shape)));
+        }
+        self.manifest.resize = resize;
+        Ok(())
     }
 
     /// The manifest as it would be written.

@@ -56,6 +56,22 @@ impl DeviceChoice {
     }
 }
 
+/// What runs the model on `device`, for logs and profiles: for a GPU backend the adapter as it
+/// names itself and what kernels are compiled for (e.g. lavapipe's `llvmpipe (LLVM 15…)` under
+/// wgpu, so a run on a software rasterizer or an unexpected adapter shows in the log); for flex
+/// the CPU backend.
+pub fn describe(choice: DeviceChoice, device: &Device) -> String {
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    if choice != DeviceChoice::Flex {
+        return match device.identity() {
+            Some(id) => format!("{} [{}]", id.name, id.fingerprint),
+            None => format!("{choice} (the backend reports no adapter)"),
+        };
+    }
+    let _ = device;
+    format!("{choice}: burn's multithreaded CPU backend")
+}
+
 impl fmt::Display for DeviceChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

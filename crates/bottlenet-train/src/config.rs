@@ -115,6 +115,25 @@ pub struct DataSection {
     /// Evaluate on at most this many test images.
     #[serde(default)]
     pub test_limit: Option<usize>,
+    /// Image folders: shorter side after resizing, pixels (default: the paper's 256).
+    #[serde(default)]
+    pub resize: Option<u32>,
+    /// Image folders: side of the square crop the network sees (default: the paper's 224).
+    /// CIFAR-10 and IDX data keep their native size and ignore both.
+    #[serde(default)]
+    pub crop: Option<u32>,
+}
+
+impl DataSection {
+    /// How an image folder is read under this section: the paper's 256→224 unless `resize` /
+    /// `crop` say otherwise. Only `crop` given: resize to the crop itself (train at the images'
+    /// own size, e.g. 32×32 photos with `crop = 32`).
+    pub fn folder_options(&self) -> bottlenet_data::FolderOptions {
+        let paper = bottlenet_data::FolderOptions::default();
+        let crop = self.crop.unwrap_or(paper.crop);
+        let resize = self.resize.unwrap_or(if self.crop.is_some() { crop } else { paper.resize });
+        bottlenet_data::FolderOptions { resize, crop, ..paper }
+    }
 }
 
 /// A whole experiment.

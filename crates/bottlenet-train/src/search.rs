@@ -9,14 +9,13 @@ use crate::config::ExperimentConfig;
 use crate::error::{Error, Result};
 use crate::evaluate::{batch_tensors, count_correct};
 use crate::trainer::{RESULT_FILE, RunOptions, TrainResult, load_trained, train};
-use bottlenet_codec::{GrayImage, ImageCodec, jpeg::Jpeg};
-use bottlenet_data::{Augment, DatasetPair, Normalization as DataNormalization};
-use bottlenet_model::{BottleNet, Bundle, CodecMode, Normalization, SplitStats};
+use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg, decode_photo};
+use bottlenet_data::{Augment, DatasetPair};
+use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice, Normalization, SplitStats};
 use bottlenet_partition::search::{
     Measurement, MergeOutcome, SearchConfig, SearchRecord, SearchSpec, Shard, append_record, finished_ids_in, merge, record_files, remaining, shard,
 };
 use bottlenet_partition::{CloudOnlyResult, TrainingResults};
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -56,7 +55,7 @@ pub fn configuration_experiment(spec: &SearchSpec, config: &SearchConfig) -> Res
 }
 
 /// Trains the configurations of `shard` that no shard file in `out` has finished yet.
-pub fn run_search(spec: &SearchSpec, which: Shard, out: &Path, data: &DatasetPair, quiet: bool) -> Result<SearchSummary> {
+pub fn run_search(spec: &SearchSpec, which: Shard, out: &Path, data: &DatasetPair, quiet: bool, device: DeviceChoice) -> Result<SearchSummary> {
     let base = ExperimentConfig::load(&spec.base, &[])?;
     let num_blocks = base.model.arch.num_blocks() as u32;
     let grid = spec.grid(num_blocks).map_err(invalid)?;
@@ -74,7 +73,7 @@ pub fn run_search(spec: &SearchSpec, which: Shard, out: &Path, data: &DatasetPai
         let started = Instant::now();
         let experiment = configuration_experiment(spec, config)?;
         let run_dir = out.join("runs").join(config.id());
-        let result = train(&experiment, data, &run_dir, &RunOptions { resume: true, quiet, stop_after_epochs: None })?;
+        let result = train(&experiment, data, &run_dir, &RunOptions { resume: true, quiet, stop_after_epochs: None, device })?;
         let record = config.record(
             Measurement {
                 accuracy: 100.0 * result.eval.accuracy,
@@ -110,35 +109,33 @@ pub struct CloudOnlyPoint {
     pub mean_bytes: f64,
 }
 
-/// Evaluates the unmodified network on JPEG-compressed input images at each quality (the image
-/// the phone would upload in the cloud-only approach). Grayscale inputs only.
+/// Evaluates the unmodified network on JPEG-compressed input photos at each quality: the file
+/// the phone would upload in the cloud-only approach (DESIGN §1: a colour JPEG, YCbCr 4:2:0, as a
+/// phone's camera stack sends it; grayscale data as a grayscale JPEG). Bytes are whole files.
 pub fn cloud_only_sweep(baseline: &BottleNet, data: &DatasetPair, qualities: &[u8], limit: usize) -> Result<Vec<CloudOnlyPoint>> {
     let test = &data.test;
     let [channels, height, width] = test.input_shape();
-    if channels != 1 {
-        return Err(Error::Invalid(format!("the cloud-only sweep handles grayscale inputs; this dataset has {channels} channels")));
-    }
     let count = limit.min(test.len());
-    let norm: &DataNormalization = test.normalization();
+    let norm = test.normalization();
     let device = baseline.device();
     let mut points = Vec::with_capacity(qualities.len());
     for &quality in qualities {
-        let codec = Jpeg { quality };
+        let codec = PhotoJpeg { quality, sampling: ChromaSampling::Yuv420 };
         let (mut correct, mut bytes) = (0usize, 0usize);
         for start in (0..count).step_by(256) {
             let end = (start + 256).min(count);
-            let mut pixels = Vec::with_capacity((end - start) * height * width);
+            let mut pixels = Vec::with_capacity((end - start) * channels * height * width);
             let mut labels = Vec::with_capacity(end - start);
             for index in start..end {
                 let raw = test.raw(index, Augment::Eval)?;
-                let image = GrayImage { width, height, pixels: raw.image.pixels.clone() };
-                let file = codec.encode(&image)?;
+                let file = codec.encode(channels, height, width, &raw.image.planar())?;
                 bytes += file.len();
-                let decoded = codec.decode(&file, width, height)?;
-                pixels.extend(decoded.iter().map(|&p| norm.apply(0, p)));
+                let decoded = decode_photo(&file, channels, height, width)?;
+                let plane = height * width;
+                pixels.extend(decoded.iter().enumerate().map(|(i, &p)| norm.apply(i / plane, p)));
                 labels.push(raw.label);
             }
-            let (images, _) = batch_tensors(pixels, &labels, [end - start, 1, height, width], &device);
+            let (images, _) = batch_tensors(pixels, &labels, [end - start, channels, height, width], &device);
             correct += count_correct(baseline.forward(images, CodecMode::None)?, &labels)?;
         }
         points.push(CloudOnlyPoint { quality, accuracy: 100.0 * correct as f64 / count.max(1) as f64, mean_bytes: bytes as f64 / count.max(1) as f64 });
@@ -167,7 +164,10 @@ pub struct MergeReport {
 /// Merges every shard file in `out`, writes one bundle with each split's chosen configuration,
 /// and `results.json` (the selection phase's input) beside the records.
 /// `files` names the record files to merge; empty means every `shard-*.jsonl` in `out`.
-pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir: &Path, data: &DatasetPair, cloud_only_limit: usize) -> Result<MergeReport> {
+///
+/// Nothing is written until every step has succeeded: the bundle is assembled and the cloud-only
+/// sweep measured in memory first, then the bundle is saved atomically, then the results.
+pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir: &Path, data: &DatasetPair, cloud_only_limit: usize, device: DeviceChoice) -> Result<MergeReport> {
     let baseline_result = read_result(&spec.baseline)?;
     let baseline_accuracy = 100.0 * baseline_result.eval.accuracy;
     let files = if files.is_empty() { record_files(out).map_err(invalid)? } else { files.to_vec() };
@@ -185,7 +185,7 @@ pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir
         )));
     }
 
-    let device = Device::flex();
+    let device = device.device()?;
     let model = &baseline_result.model;
     let norm = data.train.normalization();
     let mut bundle = Bundle::new(
@@ -196,6 +196,7 @@ pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir
         Normalization { mean: norm.mean().to_vec(), std: norm.std().to_vec() },
         data.train.class_names().to_vec(),
     )?;
+    bundle.set_resize(data.train.resize())?;
     for record in &outcome.chosen {
         let net = load_trained(&record.checkpoint, &device)?;
         bundle.add(&net, SplitStats { accuracy: Some(record.accuracy / 100.0), mean_bytes: Some(record.mean_bytes) })?;
@@ -203,7 +204,6 @@ pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir
     // The baseline is the unsplit network that mobile-only and cloud-only run.
     let baseline_net = load_trained(&spec.baseline, &device)?;
     bundle.set_full(&baseline_net, Some(baseline_result.eval.accuracy))?;
-    bundle.save(bundle_dir)?;
 
     let sweep = cloud_only_sweep(&baseline_net, data, &CLOUD_ONLY_QUALITIES, cloud_only_limit)?;
     let honest = honest_cloud_only(&sweep, baseline_accuracy, spec.tolerance_points)
@@ -212,6 +212,7 @@ pub fn merge_search(spec: &SearchSpec, out: &Path, files: &[PathBuf], bundle_dir
         .training_results(model.arch.name(), data.train.name(), CloudOnlyResult { bytes: honest.mean_bytes, accuracy: honest.accuracy, quality: Some(honest.quality) })
         .map_err(invalid)?;
     let results_path = out.join("results.json");
+    bundle.save(bundle_dir)?;
     results.save(&results_path).map_err(invalid)?;
     Ok(MergeReport {
         baseline_accuracy,
@@ -241,9 +242,9 @@ mod tests {
 /// The selection phase's input for an existing bundle: each split's accuracy and mean bytes as
 /// training measured them (manifest), the baseline's accuracy, and the honest cloud-only
 /// candidate (lowest input-JPEG quality within the tolerance, measured on `limit` test images).
-pub fn results_from_bundle(bundle_dir: &Path, baseline_dir: &Path, data: &DatasetPair, limit: usize, tolerance_points: f64) -> Result<(TrainingResults, Vec<CloudOnlyPoint>)> {
+pub fn results_from_bundle(bundle_dir: &Path, baseline_dir: &Path, data: &DatasetPair, limit: usize, tolerance_points: f64, device: DeviceChoice) -> Result<(TrainingResults, Vec<CloudOnlyPoint>)> {
     let baseline_result = read_result(baseline_dir)?;
-    let baseline_net = load_trained(baseline_dir, &Device::flex())?;
+    let baseline_net = load_trained(baseline_dir, &device.device()?)?;
     let baseline = Baseline { network: &baseline_net, accuracy: 100.0 * baseline_result.eval.accuracy, origin: format!("baseline {}", baseline_dir.display()) };
     results_with_baseline(bundle_dir, &baseline, data, limit, tolerance_points)
 }

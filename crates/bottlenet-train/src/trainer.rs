@@ -6,7 +6,7 @@ use crate::config::{ExperimentConfig, OptimizerKind, Schedule, TrainMode};
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalReport, batch_tensors, count_correct, evaluate};
 use bottlenet_data::{BatchOptions, Batcher, DatasetPair};
-use bottlenet_model::{BottleNet, BottleNetConfig, Bundle, CodecMode, ImportOptions, Normalization, ResNet, SplitStats, load_torchvision};
+use bottlenet_model::{BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, ImportOptions, Normalization, ResNet, SplitStats, load_torchvision};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
@@ -34,6 +34,8 @@ pub struct RunOptions {
     /// Stop (with [`Error::Interrupted`]) once this many epochs are done and checkpointed, as a
     /// time-sliced cluster job or a killed run would; `--resume` continues from there.
     pub stop_after_epochs: Option<usize>,
+    /// The engine that trains: flex (CPU), or a GPU through the `cuda` / `wgpu` features.
+    pub device: DeviceChoice,
 }
 
 /// What a finished run wrote to `result.json`.
@@ -171,7 +173,7 @@ pub fn progress_bar(quiet: bool, len: u64, prefix: String) -> ProgressBar {
 /// Trains `config` on `data` into `out`, returning what was written to `out/result.json`.
 pub fn train(config: &ExperimentConfig, data: &DatasetPair, out: &Path, options: &RunOptions) -> Result<TrainResult> {
     let started = Instant::now();
-    let device = Device::flex().autodiff();
+    let device = options.device.device()?.autodiff();
     // Seeds weight initialisation (burn's generator may be global to the backend).
     device.seed(config.train.seed);
     let model_config = config.model_config(data.train.input_shape(), data.train.num_classes());
@@ -264,6 +266,7 @@ pub fn train(config: &ExperimentConfig, data: &DatasetPair, out: &Path, options:
             Normalization { mean: normalization.mean().to_vec(), std: normalization.std().to_vec() },
             data.train.class_names().to_vec(),
         )?;
+        bundle.set_resize(data.train.resize())?;
         bundle.add(&inference, SplitStats { accuracy: Some(eval.accuracy), mean_bytes: Some(eval.mean_bytes) })?;
         let dir = out.join(BUNDLE_DIR);
         bundle.save(&dir)?;

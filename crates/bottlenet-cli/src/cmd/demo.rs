@@ -61,6 +61,9 @@ pub struct DemoArgs {
     /// Print demo.json to stdout instead of the tables (progress bar hidden).
     #[arg(long)]
     pub json: bool,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
 }
 
 /// One row of the measured Table 5.
@@ -179,18 +182,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
             eprintln!("{line}");
         }
     };
-    let device = DeviceChoice::Flex.device()?;
-    let (data, source) = match &args.data {
-        Some(path) => super::open_data(Some(path))?,
-        None => (embedded_subset()?, DataSource::Embedded),
-    };
+    let device = super::device_ready(args.device)?.device()?;
     if !args.bundle.join(bottlenet_model::MANIFEST_FILE).is_file() {
         bail!("no model bundle at {} (run from the repository root, or pass --bundle DIR)", args.bundle.display());
     }
     let manifest = Bundle::read_manifest(&args.bundle)?;
-    if data.test.input_shape() != manifest.input_shape {
-        bail!("dataset images are {:?} but the bundle expects {:?}; pass the matching --data", data.test.input_shape(), manifest.input_shape);
-    }
+    let (data, source) = match &args.data {
+        Some(path) => super::open_bundle_data(Some(path), &manifest)?,
+        None => {
+            let pair = embedded_subset()?;
+            super::check_bundle_data(&pair, &manifest)?;
+            (pair, DataSource::Embedded)
+        }
+    };
     let full = Bundle::load_full(&args.bundle, &device)?.with_context(|| {
         format!("{} has no full network for mobile-only and cloud-only; add one with `bottlenet model add-full --bundle {} --from RUN_DIR`", args.bundle.display(), args.bundle.display())
     })?;
@@ -210,7 +214,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let (results, sweep): (TrainingResults, _) = results_with_baseline(&args.bundle, &baseline, &data, n, args.tolerance)?;
     let cloud_quality = honest_cloud_only(&sweep, baseline_accuracy, args.tolerance).map_or(90, |p| p.quality);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let measure = |role| super::profile::Measure { role, runs: args.profile_runs, input_quality: cloud_quality, load: 0, threads, mobile_power_w: Some(args.mobile_power_w) };
+    let measure = |role| super::profile::Measure { role, runs: args.profile_runs, input_quality: cloud_quality, load: 0, threads, mobile_power_w: Some(args.mobile_power_w), device: args.device };
     let mobile_profile = super::profile::measure(&args.bundle, full.clone(), &data, &measure(Role::Mobile))?;
     let cloud_profile = super::profile::measure(&args.bundle, full.clone(), &data, &measure(Role::Cloud))?;
     let costs = CandidateCosts::join(&results, &mobile_profile, &cloud_profile)?;

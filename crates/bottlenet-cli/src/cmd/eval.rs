@@ -36,6 +36,9 @@ pub struct EvalArgs {
     /// One JSON object per split.
     #[arg(long)]
     pub json: bool,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
 }
 
 /// Parses `RB3` or `3`.
@@ -45,13 +48,10 @@ pub fn parse_split(text: &str) -> Result<usize> {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let device = DeviceChoice::Flex.device()?;
+    let device = super::device_ready(args.device)?.device()?;
     let mobile = Bundle::load_mobile(&args.bundle, &device)?;
     let cloud = Bundle::load_cloud(&args.bundle, &device)?;
-    let (data, _) = super::open_data(args.data.as_deref())?;
-    if data.test.input_shape() != mobile.manifest.input_shape {
-        bail!("dataset images are {:?} but the bundle expects {:?}; pass the matching --data", data.test.input_shape(), mobile.manifest.input_shape);
-    }
+    let (data, _) = super::open_bundle_data(args.data.as_deref(), &mobile.manifest)?;
     let splits: Vec<usize> = match &args.split {
         Some(s) => vec![parse_split(s)?],
         None => mobile.splits().collect(),

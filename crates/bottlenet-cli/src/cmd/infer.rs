@@ -7,6 +7,7 @@ use bottlenet_data::Augment;
 use bottlenet_model::{Bundle, DeviceChoice};
 use bottlenet_runtime::{Client, ClientOptions, Image, PhoneHalf, SplitMode, Summary};
 use clap::Args;
+use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,6 +43,11 @@ pub struct InferArgs {
     /// At most this many test images.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Classify these image files (JPEG or PNG, any size) instead of the test set: each is
+    /// resized and centre-cropped as the bundle's training data was, then sent over the chosen
+    /// path; prints the top-k classes per file and what was sent.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub images: Vec<PathBuf>,
     /// Dataset path (default resolution otherwise).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -55,6 +61,9 @@ pub struct InferArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
 }
 
 /// Algorithm 1 as a run-time policy (paper §3.4): the candidates' costs from the results and
@@ -72,7 +81,7 @@ fn algorithm1(args: &InferArgs) -> Result<bottlenet_runtime::Algorithm1> {
 }
 
 pub fn run(args: InferArgs) -> Result<()> {
-    let device = DeviceChoice::Flex.device()?;
+    let device = super::device_ready(args.device)?.device()?;
     let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {}", args.bundle.display()))?;
     let manifest = mobile.manifest.clone();
     // The server halves too, so the phone can answer alone (mobile-only, and fallback).
@@ -89,19 +98,13 @@ pub fn run(args: InferArgs) -> Result<()> {
         }
         None => SplitMode::Fixed(phone.splits().into_iter().next().context("bundle has no splits")?),
     };
-    let (data, _) = super::open_data(args.data.as_deref())?;
-    let test = data.test;
-    if test.input_shape() != manifest.input_shape {
-        bail!("dataset images are {:?} but the bundle expects {:?}; pass the matching --data", test.input_shape(), manifest.input_shape);
+    if !args.images.is_empty() {
+        return classify_files(&args, phone, mode, &manifest);
     }
+    let (data, _) = super::open_bundle_data(args.data.as_deref(), &manifest)?;
+    let test = data.test;
     let total = args.limit.unwrap_or(test.len()).min(test.len());
-    let mut options = ClientOptions::new(mode);
-    options.top_k = args.top_k;
-    let measured_quality = match &args.results {
-        Some(path) => bottlenet_partition::TrainingResults::load(path)?.cloud_only.quality,
-        None => None,
-    };
-    options.jpeg_quality = args.input_quality.or(measured_quality).unwrap_or(90);
+    let options = client_options(&args, mode)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let report = runtime.block_on(async {
         let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options).await.with_context(|| format!("connecting to {}", args.server))?;
@@ -141,13 +144,80 @@ pub fn run(args: InferArgs) -> Result<()> {
     Ok(())
 }
 
-/// A dataset image (HWC, channels interleaved) as the runtime's CHW image.
-pub fn chw(raw: &bottlenet_data::RawImage) -> Result<Image> {
-    let (c, h, w) = (raw.channels, raw.height, raw.width);
-    let mut pixels = vec![0u8; c * h * w];
-    for (i, &p) in raw.pixels.iter().enumerate() {
-        let (pixel, ch) = (i / c, i % c);
-        pixels[ch * h * w + pixel] = p;
+/// The client's options: top-k, and the cloud-only input quality (`--input-quality`, else the
+/// quality `--results` measured cloud-only at, else 90).
+fn client_options(args: &InferArgs, mode: SplitMode) -> Result<ClientOptions> {
+    let mut options = ClientOptions::new(mode);
+    options.top_k = args.top_k;
+    let measured_quality = match &args.results {
+        Some(path) => bottlenet_partition::TrainingResults::load(path)?.cloud_only.quality,
+        None => None,
+    };
+    options.jpeg_quality = args.input_quality.or(measured_quality).unwrap_or(90);
+    Ok(options)
+}
+
+/// What `infer --images` reports for one file.
+#[derive(Debug, Serialize)]
+struct FileAnswer {
+    file: PathBuf,
+    /// `(class, score)` best first; scores are the server's (or phone's) softmax.
+    top_k: Vec<(String, f32)>,
+    /// The path that answered: a split, cloud-only or mobile-only.
+    served_by: String,
+    /// Bytes the phone sent for this image (frame or input JPEG; 0 when it answered alone).
+    bytes_sent: usize,
+    fell_back: bool,
+    total_ms: f64,
+}
+
+/// `infer --images`: the user's own photos, prepared as the bundle's training data was.
+fn classify_files(args: &InferArgs, phone: BundlePhone, mode: SplitMode, manifest: &bottlenet_model::Manifest) -> Result<()> {
+    let [channels, height, width] = manifest.input_shape;
+    if height != width {
+        bail!("--images needs a bundle with a square input; this one takes {height}×{width}");
     }
-    Ok(Image::new(c, h, w, pixels)?)
+    let crop = height as u32;
+    let resize = manifest.resize.unwrap_or(crop);
+    let images = args
+        .images
+        .iter()
+        .map(|path| {
+            let raw = bottlenet_data::load_image_file(path, resize, crop, channels).with_context(|| format!("reading {}", path.display()))?;
+            chw(&raw)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = client_options(args, mode)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let answers = runtime.block_on(async {
+        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options).await.with_context(|| format!("connecting to {}", args.server))?;
+        let mut answers = Vec::with_capacity(images.len());
+        for (path, image) in args.images.iter().zip(&images) {
+            let answer = client.infer(image).await.with_context(|| format!("classifying {}", path.display()))?;
+            answers.push(FileAnswer {
+                file: path.clone(),
+                top_k: answer.top_k.iter().map(|c| (c.label.clone(), c.score)).collect(),
+                served_by: answer.served_by.to_string(),
+                bytes_sent: answer.bytes,
+                fell_back: answer.fell_back,
+                total_ms: answer.total_ms,
+            });
+        }
+        anyhow::Ok(answers)
+    })?;
+    for answer in &answers {
+        if args.json {
+            println!("{}", serde_json::to_string(answer)?);
+        } else {
+            let classes: Vec<String> = answer.top_k.iter().map(|(label, score)| format!("{label} {:.1}%", 100.0 * score)).collect();
+            let fallback = if answer.fell_back { " (server failed; the phone answered alone)" } else { "" };
+            println!("{}: {} — via {}, {} B sent, {:.1} ms{fallback}", answer.file.display(), classes.join(", "), answer.served_by, answer.bytes_sent, answer.total_ms);
+        }
+    }
+    Ok(())
+}
+
+/// The dataset image (HWC, channels interleaved) as the runtime's CHW image.
+pub fn chw(raw: &bottlenet_data::RawImage) -> Result<Image> {
+    Ok(Image::new(raw.channels, raw.height, raw.width, raw.planar())?)
 }

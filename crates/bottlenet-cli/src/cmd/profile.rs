@@ -8,7 +8,7 @@
 //! against a loopback server; Algorithm 1 adds it to every path that uses the server.
 
 use anyhow::{Context, Result, bail};
-use bottlenet_codec::{GrayImage, ImageCodec, jpeg::Jpeg};
+use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg, decode_photo};
 use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use bottlenet_data::{Augment, DatasetPair};
 use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice};
@@ -55,6 +55,9 @@ pub struct ProfileArgs {
     /// Where to write the profile (JSON); printed to stdout otherwise.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
 }
 
 /// Median and 90th percentile (nearest rank) of `samples` in ms.
@@ -95,6 +98,8 @@ pub struct Measure {
     pub load: u32,
     pub threads: usize,
     pub mobile_power_w: Option<f64>,
+    /// The engine the model runs on (named in the profile's `device`).
+    pub device: DeviceChoice,
 }
 
 /// The unmodified network: `explicit` (a training output folder), else the bundle's full network.
@@ -117,9 +122,6 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
     if baseline.config().input_shape != [channels, height, width] {
         bail!("baseline expects {:?} inputs, the dataset has {:?}", baseline.config().input_shape, [channels, height, width]);
     }
-    if channels != 1 {
-        bail!("profiling the cloud-only path handles grayscale inputs; this dataset has {channels} channels");
-    }
 
     // Background load: K workers running the full network until the measurement ends.
     let stop = Arc::new(AtomicBool::new(false));
@@ -136,8 +138,9 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
 
     let mut entries = Vec::new();
     let mut overhead = None;
-    let input_codec = Jpeg { quality: m.input_quality };
-    let gray = GrayImage { width, height, pixels: raw.image.pixels.clone() };
+    // The cloud-only upload: the photo as a phone sends it (colour JPEG 4:2:0; DESIGN §1).
+    let input_codec = PhotoJpeg { quality: m.input_quality, sampling: ChromaSampling::Yuv420 };
+    let photo = raw.image.planar();
     let measured = (|| -> Result<()> {
         match m.role {
             Role::Mobile => {
@@ -147,7 +150,7 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
                     let samples = time_ms(m.runs, || half.encode(image()).map(drop).map_err(Into::into))?;
                     entries.push(summarize(&format!("RB{j}"), samples));
                 }
-                let samples = time_ms(m.runs, || input_codec.encode(&gray).map(drop).map_err(Into::into))?;
+                let samples = time_ms(m.runs, || input_codec.encode(channels, height, width, &photo).map(drop).map_err(Into::into))?;
                 entries.push(summarize("cloud-only", samples));
                 let samples = time_ms(m.runs, || baseline.forward(image(), CodecMode::None).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
                 entries.push(summarize("mobile-only", samples));
@@ -161,11 +164,12 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
                     let samples = time_ms(m.runs, || half.decode(&frames).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
                     entries.push(summarize(&format!("RB{j}"), samples));
                 }
-                let file = input_codec.encode(&gray)?;
+                let file = input_codec.encode(channels, height, width, &photo)?;
                 let norm = data.test.normalization();
+                let plane = height * width;
                 let samples = time_ms(m.runs, || {
-                    let pixels = input_codec.decode(&file, width, height)?.iter().map(|&p| norm.apply(0, p)).collect();
-                    let input = batch_tensors(pixels, &[0], [1, 1, height, width], &device).0;
+                    let pixels = decode_photo(&file, channels, height, width)?.iter().enumerate().map(|(i, &p)| norm.apply(i / plane, p)).collect();
+                    let input = batch_tensors(pixels, &[0], [1, channels, height, width], &device).0;
                     baseline.forward(input, CodecMode::None)?.into_data();
                     Ok(())
                 })?;
@@ -187,14 +191,14 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
 
     let profile = Profile {
         format: bottlenet_partition::profile::PROFILE_FORMAT,
-        device: format!("{} ({} threads, burn flex CPU backend)", cpu_name(), m.threads),
+        device: super::engine_name(m.device, m.threads),
         role: m.role,
         threads: m.threads as u32,
         load_level: m.load,
         power_w: if m.role == Role::Mobile { m.mobile_power_w } else { None },
         request_overhead_ms: overhead,
         source: format!(
-            "bottlenet profile, batch 1, {} runs after 3 warm-up, input JPEG q{}{}",
+            "bottlenet profile, batch 1, {} runs after 3 warm-up, input colour JPEG 4:2:0 q{}{}",
             m.runs,
             m.input_quality,
             if overhead.is_some() { "; request overhead: real client → loopback gRPC server (no batching), median round trip less phone time less TC" } else { "" }
@@ -240,10 +244,10 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // burn's flex backend computes on rayon's global pool.
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the inference thread count")?;
-    let device = DeviceChoice::Flex.device()?;
-    let (data, _) = super::open_data(args.data.as_deref())?;
+    let device = super::device_ready(args.device)?.device()?;
+    let (data, _) = super::open_bundle_data(args.data.as_deref(), &Bundle::read_manifest(&args.bundle)?)?;
     let baseline = Arc::new(baseline_network(&args.bundle, args.baseline.as_deref(), &device)?);
-    let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w };
+    let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w, device: args.device };
     let profile = measure(&args.bundle, baseline, &data, &setup)?;
     match &args.out {
         Some(path) => {

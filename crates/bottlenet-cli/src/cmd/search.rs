@@ -3,6 +3,8 @@
 
 use anyhow::{Context, Result};
 use bottlenet_partition::search::{SearchSpec, Shard};
+use bottlenet_model::DeviceChoice;
+use bottlenet_train::ExperimentConfig;
 use bottlenet_train::search::{merge_search, run_search};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -27,12 +29,15 @@ pub struct SearchRunArgs {
     /// Output folder shared by all shards (records, per-configuration runs).
     #[arg(long)]
     pub out: PathBuf,
-    /// Dataset path (default resolution otherwise).
+    /// Dataset path; default: the base experiment's `[data] path`, else the default resolution.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// No progress bars; print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,7 +53,7 @@ pub enum SearchCommand {
         /// Search file; default OUT/search.toml (written by `bottlenet search`).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Dataset path (default resolution otherwise).
+        /// Dataset path; default: the base experiment's `[data] path`, else the default resolution.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Test images for the cloud-only JPEG-quality sweep.
@@ -60,6 +65,9 @@ pub enum SearchCommand {
         /// Print the merge report as JSON.
         #[arg(long)]
         json: bool,
+        /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+        #[arg(long, default_value = "flex")]
+        device: DeviceChoice,
         /// Record files to merge (default: every OUT/shard-*.jsonl).
         files: Vec<PathBuf>,
     },
@@ -80,12 +88,15 @@ pub enum SearchCommand {
         cloud_only_images: usize,
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+        #[arg(long, default_value = "flex")]
+        device: DeviceChoice,
     },
 }
 
 pub fn run(args: SearchArgs) -> Result<()> {
     match (args.merge, args.run) {
-        (Some(SearchCommand::Merge { out, bundle, config, data, cloud_only_images, tolerance, json, files }), _) => {
+        (Some(SearchCommand::Merge { out, bundle, config, data, cloud_only_images, tolerance, json, device, files }), _) => {
             let config = config.unwrap_or_else(|| out.join("search.toml"));
             let mut spec = SearchSpec::load(&config).with_context(|| format!("reading search file {}", config.display()))?;
             if let Some(points) = tolerance {
@@ -94,8 +105,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
                 }
                 spec.tolerance_points = points;
             }
-            let (data, _) = super::open_data(data.as_deref())?;
-            let report = merge_search(&spec, &out, &files, &bundle, &data, cloud_only_images)?;
+            let base = ExperimentConfig::load(&spec.base, &[])?;
+            let (data, _) = super::open_experiment_data(data.as_deref(), &base.data)?;
+            let report = merge_search(&spec, &out, &files, &bundle, &data, cloud_only_images, super::device_ready(device)?)?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -119,9 +131,10 @@ pub fn run(args: SearchArgs) -> Result<()> {
             }
             Ok(())
         }
-        (Some(SearchCommand::Results { bundle, baseline, out, tolerance, cloud_only_images, data }), _) => {
-            let (data, _) = super::open_data(data.as_deref())?;
-            let (results, sweep) = bottlenet_train::search::results_from_bundle(&bundle, &baseline, &data, cloud_only_images, tolerance)?;
+        (Some(SearchCommand::Results { bundle, baseline, out, tolerance, cloud_only_images, data, device }), _) => {
+            let manifest = bottlenet_model::Bundle::read_manifest(&bundle)?;
+            let (data, _) = super::open_bundle_data(data.as_deref(), &manifest)?;
+            let (results, sweep) = bottlenet_train::search::results_from_bundle(&bundle, &baseline, &data, cloud_only_images, tolerance, super::device_ready(device)?)?;
             for point in &sweep {
                 println!("cloud-only JPEG q{}: top-1 {:.2}%, {:.1} B", point.quality, point.accuracy, point.mean_bytes);
             }
@@ -131,8 +144,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
         }
         (None, Some(run)) => {
             let spec = SearchSpec::load(&run.config).with_context(|| format!("reading search file {}", run.config.display()))?;
-            let (data, _) = super::open_data(run.data.as_deref())?;
-            let summary = run_search(&spec, run.shard, &run.out, &data, run.json)?;
+            let base = ExperimentConfig::load(&spec.base, &[])?;
+            let (data, _) = super::open_experiment_data(run.data.as_deref(), &base.data)?;
+            let summary = run_search(&spec, run.shard, &run.out, &data, run.json, super::device_ready(run.device)?)?;
             if run.json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {

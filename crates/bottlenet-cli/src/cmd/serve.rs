@@ -36,10 +36,13 @@ pub struct ServeArgs {
     /// Do not load the phone halves: the cloud-only path then answers "not available".
     #[arg(long)]
     pub no_cloud_only: bool,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    let device = DeviceChoice::Flex.device()?;
+    let device = super::device_ready(args.device)?.device()?;
     let cloud = Bundle::load_cloud(&args.bundle, &device).with_context(|| format!("loading the server halves of {}", args.bundle.display()))?;
     let network = Bundle::load_full(&args.bundle, &device).with_context(|| format!("loading the full network of {}", args.bundle.display()))?;
     let mut model = BundleCloud::new(cloud, device.clone()).with_network(network);

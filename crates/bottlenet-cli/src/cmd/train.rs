@@ -1,6 +1,7 @@
 //! `bottlenet train`: run one experiment file (paper §2.2 / §3.3) into an output folder.
 
 use anyhow::{Context, Result};
+use bottlenet_model::DeviceChoice;
 use bottlenet_train::{ExperimentConfig, RunOptions, train};
 use clap::Args;
 use std::path::PathBuf;
@@ -28,17 +29,19 @@ pub struct TrainArgs {
     /// Print the result as one JSON object (and no progress bars).
     #[arg(long)]
     pub json: bool,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = ExperimentConfig::load(&args.config, &args.overrides)?;
-    let data_path = args.data.clone().or_else(|| config.data.path.clone());
-    let (data, source) = super::open_data(data_path.as_deref())?;
+    let (data, source) = super::open_experiment_data(args.data.as_deref(), &config.data)?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&config.name));
     if !args.json {
         eprintln!("data: {source} ({} train / {} test images); output: {}", data.train.len(), data.test.len(), out.display());
     }
-    let result = train(&config, &data, &out, &RunOptions { resume: args.resume, quiet: args.json, stop_after_epochs: args.stop_after_epochs })
+    let result = train(&config, &data, &out, &RunOptions { resume: args.resume, quiet: args.json, stop_after_epochs: args.stop_after_epochs, device: super::device_ready(args.device)? })
         .with_context(|| format!("training {}", config.name))?;
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
