@@ -36,6 +36,22 @@ impl fmt::Display for CandidateKind {
     }
 }
 
+/// Bytes that leave the phone's network interface for one image of `kind`: the `D_j` of
+/// `TU_j = 8·D_j/NB` (Algorithm 1 line 37). A path that sends something (a split, cloud-only)
+/// sends its payload, `payload_bytes` (the frame, or the input JPEG), plus the transport's fixed
+/// per-image overhead `overhead_bytes` (the cloud profile's `wire_overhead_bytes`); mobile-only
+/// sends nothing, whatever the overhead.
+///
+/// This is the one place the overhead enters: [`CandidateCosts::join`] stores the result in
+/// [`CandidateCosts::bytes`], which selection and run-time re-selection both turn into `TU`
+/// through [`crate::select::evaluate`].
+pub fn wire_bytes(kind: CandidateKind, payload_bytes: f64, overhead_bytes: f64) -> f64 {
+    match kind {
+        CandidateKind::MobileOnly => 0.0,
+        CandidateKind::Split { .. } | CandidateKind::CloudOnly => payload_bytes + overhead_bytes,
+    }
+}
+
 /// Everything selection needs to know about one candidate, independent of the network.
 ///
 /// Invariants (checked by [`CandidateCosts::validate`]): times and bytes finite and ≥ 0,
@@ -51,7 +67,8 @@ pub struct CandidateCosts {
     /// Server time `TC`, ms: decode + restoration + tail; the whole network for cloud-only;
     /// 0 for mobile-only.
     pub tc_ms: f64,
-    /// Bytes sent per image (`D_j`); 0 for mobile-only.
+    /// Bytes that leave the phone per image, the `D_j` of `TU`: the payload plus the transport's
+    /// per-image overhead ([`wire_bytes`]); 0 for mobile-only.
     pub bytes: f64,
     /// Top-1 accuracy, percent.
     pub accuracy: f64,
@@ -59,6 +76,10 @@ pub struct CandidateCosts {
 
 impl CandidateCosts {
     /// Joins training results with a mobile and a cloud profile (median times).
+    ///
+    /// The cloud profile's fixed per-request costs go to every path that uses the server:
+    /// `request_overhead_ms` onto `TC`, `wire_overhead_bytes` onto the bytes sent
+    /// ([`wire_bytes`]); absent, they count as 0.
     ///
     /// The mobile profile must hold every split, `cloud-only` and `mobile-only`; the cloud
     /// profile every split and `cloud-only`. Every missing entry is listed in one
@@ -83,18 +104,21 @@ impl CandidateCosts {
             }
         };
 
-        // Every request that reaches the server pays the serving stack's fixed cost too.
+        // Every request that reaches the server pays the serving stack's fixed cost too, in
+        // time on the server and in bytes on the up-link.
         let overhead = cloud.request_overhead_ms.unwrap_or(0.0);
+        let wire_overhead = cloud.wire_overhead_bytes.unwrap_or(0.0);
         let mut splits: Vec<_> = results.splits.iter().collect();
         splits.sort_by_key(|s| s.index);
         let mut rows = Vec::with_capacity(splits.len() + 2);
         for split in splits {
+            let kind = CandidateKind::Split { index: split.index };
             rows.push(Self {
                 name: split.name.clone(),
-                kind: CandidateKind::Split { index: split.index },
+                kind,
                 tm_ms: time(mobile, &split.name),
                 tc_ms: time(cloud, &split.name) + overhead,
-                bytes: split.bytes,
+                bytes: wire_bytes(kind, split.bytes, wire_overhead),
                 accuracy: split.accuracy,
             });
         }
@@ -103,7 +127,7 @@ impl CandidateCosts {
             kind: CandidateKind::CloudOnly,
             tm_ms: time(mobile, CLOUD_ONLY),
             tc_ms: time(cloud, CLOUD_ONLY) + overhead,
-            bytes: results.cloud_only.bytes,
+            bytes: wire_bytes(CandidateKind::CloudOnly, results.cloud_only.bytes, wire_overhead),
             accuracy: results.cloud_only.accuracy,
         });
         rows.push(Self {
@@ -111,7 +135,7 @@ impl CandidateCosts {
             kind: CandidateKind::MobileOnly,
             tm_ms: time(mobile, MOBILE_ONLY),
             tc_ms: 0.0,
-            bytes: 0.0,
+            bytes: wire_bytes(CandidateKind::MobileOnly, 0.0, wire_overhead),
             accuracy: results.mobile_only.accuracy,
         });
         if !missing.is_empty() {
@@ -190,6 +214,7 @@ mod tests {
             load_level: 0,
             power_w: None,
             request_overhead_ms: None,
+            wire_overhead_bytes: None,
             source: String::new(),
             candidates: entries
                 .iter()
@@ -248,6 +273,23 @@ mod tests {
         assert!(wrong.validate().is_err());
         cloud.request_overhead_ms = Some(f64::NAN);
         assert!(cloud.validate().is_err());
+    }
+
+    #[test]
+    fn wire_overhead_is_added_to_the_bytes_of_every_path_that_sends() {
+        let mobile = profile(Role::Mobile, &[("A", 1.0), ("B", 2.0), (CLOUD_ONLY, 0.5), (MOBILE_ONLY, 10.0)]);
+        let mut cloud = profile(Role::Cloud, &[("A", 0.3), ("B", 0.2), (CLOUD_ONLY, 0.4)]);
+        cloud.wire_overhead_bytes = Some(64.0);
+        let rows = CandidateCosts::join(&results(), &mobile, &cloud).unwrap();
+        let bytes: Vec<f64> = rows.iter().map(|r| r.bytes).collect();
+        let want = [364.0, 164.0, 20_064.0, 0.0];
+        for (got, want) in bytes.iter().zip(want) {
+            assert!((got - want).abs() < 1e-9, "{bytes:?}");
+        }
+        // Times are untouched, and mobile-only still sends nothing.
+        assert!((rows[0].tc_ms - 0.3).abs() < 1e-12);
+        rows[3].validate().unwrap();
+        assert!(wire_bytes(CandidateKind::MobileOnly, 0.0, 1e6).abs() < f64::EPSILON);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub mod results;
 pub mod search;
 pub mod select;
 
-pub use candidates::{CLOUD_ONLY, CandidateCosts, CandidateKind, MOBILE_ONLY};
+pub use candidates::{CLOUD_ONLY, CandidateCosts, CandidateKind, MOBILE_ONLY, wire_bytes};
 pub use error::{Error, Result};
 pub use network::{Network, NetworkPreset};
 pub use profile::{PROFILE_FORMAT, Profile, ProfileEntry, Role};

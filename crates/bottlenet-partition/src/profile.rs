@@ -92,6 +92,19 @@ pub struct Profile {
     /// server. Not in the paper's model (its profiles leave it out and reproduce exactly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_overhead_ms: Option<f64>,
+    /// Bytes the transport adds to every image that leaves the phone, beyond the payload (a
+    /// split's frame, cloud-only's JPEG): message and RPC framing, HTTP/2 and TCP/IP headers,
+    /// counted on the wire of a real client's requests. Algorithm 1 then sends
+    /// `D_j + wire_overhead_bytes` on every path that uses the server
+    /// ([`crate::candidates::wire_bytes`]) and nothing on mobile-only.
+    ///
+    /// Only in a cloud profile, beside `request_overhead_ms`: both are fixed costs of one
+    /// request through the protocol the server speaks, paid by every phone that talks to it,
+    /// and both are measured in the same run, a real client against the server; the mobile
+    /// profile is timed without a server. Finite and ≥ 0 when present. Not in the paper's
+    /// model (its profiles leave it out and reproduce exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_overhead_bytes: Option<f64>,
     /// Where the figures come from (tool and version, or a derivation), free text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
@@ -140,6 +153,16 @@ impl Profile {
             }
             if !(overhead.is_finite() && overhead >= 0.0) {
                 return bad(format!("request_overhead_ms must be finite and not negative, got {overhead}"));
+            }
+        }
+        if let Some(overhead) = self.wire_overhead_bytes {
+            if self.role != Role::Cloud {
+                return bad("wire_overhead_bytes belongs in a cloud profile".into());
+            }
+            if !(overhead.is_finite() && overhead >= 0.0) {
+                return bad(format!(
+                    "wire_overhead_bytes must be a finite number of bytes, not negative; got {overhead}"
+                ));
             }
         }
         if let Some(power) = self.power_w
@@ -224,6 +247,7 @@ mod tests {
             load_level: 0,
             power_w: Some(1.3),
             request_overhead_ms: None,
+            wire_overhead_bytes: None,
             source: String::new(),
             candidates: vec![
                 entry("RB1", 1.5, 1.8),
@@ -287,6 +311,31 @@ mod tests {
         let mut p = sample();
         p.candidates[2].median_ms = f64::NAN;
         assert!(invalid_reason(&p).contains("not finite"));
+    }
+
+    #[test]
+    fn wire_overhead_is_cloud_only_finite_and_not_negative() {
+        let mut p = sample();
+        p.role = Role::Cloud;
+        p.power_w = None;
+        p.wire_overhead_bytes = Some(0.0);
+        p.validate().unwrap();
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            p.wire_overhead_bytes = Some(bad);
+            let reason = invalid_reason(&p);
+            assert!(reason.contains("wire_overhead_bytes") && !reason.contains('\n'), "{reason}");
+        }
+        let mut phone = sample();
+        phone.wire_overhead_bytes = Some(60.0);
+        assert!(invalid_reason(&phone).contains("belongs in a cloud profile"));
+    }
+
+    #[test]
+    fn a_profile_without_wire_overhead_parses_and_serializes_without_it() {
+        let text = serde_json::to_string(&sample()).unwrap();
+        assert!(!text.contains("wire_overhead_bytes"), "{text}");
+        let p: Profile = serde_json::from_str(&text).unwrap();
+        assert_eq!(p.wire_overhead_bytes, None);
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! `confirmations` consecutive observations. The one exception is reachability: an unreachable
 //! server forces mobile-only at once, and a server that answers again brings back the best
 //! split at once, since neither is a matter of noise.
+//!
+//! The costs are those of [`CandidateCosts::join`]: their `bytes` already hold what leaves the
+//! phone per image (payload plus the transport's per-image overhead,
+//! [`crate::candidates::wire_bytes`]), and every decision goes through [`select`], so `TU` is
+//! the same `8·bytes/NB` as at start-up, with `NB` the measured throughput.
 
 use std::collections::BTreeMap;
 
@@ -87,6 +92,8 @@ impl ReselectConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
     /// A measured up-link throughput sample, Mbit/s (> 0); folded into the moving average.
+    /// Measure it over the bytes that really left the interface
+    /// ([`crate::candidates::wire_bytes`]), the same bytes `TU` is computed from.
     Uplink { mbps: f64 },
     /// The server's load as a factor on service time: every candidate's `TC` becomes its
     /// profiled value times `tc_scale` (≥ 0; 1 = as profiled, at the profile's load level).

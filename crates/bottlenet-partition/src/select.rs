@@ -2,7 +2,10 @@
 //! latency or phone energy on a given network, among those accurate enough.
 //!
 //! For a candidate with phone time `TM` (ms), server time `TC` (ms) and `D` bytes sent:
-//! * `TU = 8·D / NB` (ms; [`Network::upload_ms`]);
+//! * `TU = 8·D / NB` (ms; [`Network::upload_ms`]), with `D` the bytes that leave the phone's
+//!   interface: the payload plus the transport's per-image overhead on every path that sends
+//!   something, 0 for mobile-only ([`crate::candidates::wire_bytes`], applied by
+//!   [`CandidateCosts::join`]);
 //! * latency, ms: `TM + TU + TC`;
 //! * phone energy, mJ: `TM·PM + TU·PU / 1000`, with `PM` in W (ms·W = mJ) and
 //!   `PU = α_u·t_u + β` in mW (ms·mW = µJ, hence `/1000`). The server's energy is not the
@@ -217,6 +220,9 @@ impl Selection {
 
 /// One candidate's transfer time, latency and phone energy on `network` (module docs give the
 /// formulas and units); `kind`, `eligible` and `chosen` are left for the caller.
+///
+/// The only place `TU` is computed: [`select`], and through it the run-time
+/// [`Reselector`](crate::reselect::Reselector), rank by these figures.
 pub fn evaluate(costs: &CandidateCosts, network: &Network, mobile_power_w: f64) -> RankedCandidate {
     let tu_ms = network.upload_ms(costs.bytes);
     RankedCandidate {

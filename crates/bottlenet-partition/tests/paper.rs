@@ -196,6 +196,7 @@ fn derived_mobile() -> Profile {
         load_level: 0,
         power_w: Some(PM_W),
         request_overhead_ms: None,
+        wire_overhead_bytes: None,
         source: DERIVED.into(),
         candidates,
     }
@@ -218,6 +219,7 @@ fn derived_cloud() -> Profile {
         load_level: 0,
         power_w: None,
         request_overhead_ms: None,
+        wire_overhead_bytes: None,
         source: DERIVED.into(),
         candidates,
     }

@@ -139,6 +139,13 @@ pub fn write_report(inputs: &ReportInputs, out_dir: impl AsRef<Path>) -> Result<
         inputs.tolerance_points,
         tables.accuracy_threshold,
     );
+    if let Some(overhead) = inputs.cloud.wire_overhead_bytes {
+        let _ = writeln!(
+            md,
+            "Bytes are what leaves the phone per image: the frame (or JPEG) plus the transport's \
+             {overhead:.0} B of per-image overhead (cloud profile), so TU = 8·bytes/NB.\n"
+        );
+    }
     md.push_str("| network | up-link (Mbit/s) | α_u (mW/Mbit/s) | β (mW) | P_u (mW) |\n|---|---:|---:|---:|---:|\n");
     for n in &inputs.networks {
         let net = &n.network;

@@ -3,7 +3,9 @@
 //! Markdown and CSV.
 //!
 //! Every figure is [`fn@bottlenet_partition::select`]'s: `latency = TM + TU + TC` (ms) and
-//! `energy = TM·PM + TU·PU/1000` (mJ). The "best split" of a network is the first eligible split
+//! `energy = TM·PM + TU·PU/1000` (mJ), with `TU = 8·bytes/NB` over the bytes that leave the
+//! phone ([`bottlenet_partition::wire_bytes`]: `D_j` plus the cloud profile's
+//! `wire_overhead_bytes`, when it has one). The "best split" of a network is the first eligible split
 //! in selection's ranking for that target; the improvements (×) are cloud-only's (or
 //! mobile-only's) figure divided by the best split's, as in §3.2.
 
@@ -38,7 +40,8 @@ pub struct Table4Row {
     pub index: u32,
     pub c_prime: Option<u32>,
     pub s: Option<u32>,
-    /// `D_j`, mean bytes per image.
+    /// Bytes that leave the phone per image: `D_j` plus the transport's per-image overhead
+    /// ([`bottlenet_partition::wire_bytes`]); `D_j` alone when the cloud profile has none.
     pub bytes: f64,
     /// Top-1 accuracy, percent.
     pub accuracy: f64,
@@ -490,6 +493,7 @@ mod tests {
             load_level: 0,
             power_w: None,
             request_overhead_ms: None,
+            wire_overhead_bytes: None,
             source: String::new(),
             candidates: entries
                 .iter()
@@ -574,6 +578,23 @@ mod tests {
             t.table5_markdown()
                 .contains("* slow: A for latency, A for energy")
         );
+    }
+
+    #[test]
+    fn the_wire_overhead_reaches_tu_on_server_paths_only() {
+        let mut i = inputs();
+        i.cloud.wire_overhead_bytes = Some(125.0);
+        let t = Tables::compute(&i).unwrap();
+        // A: TU = 8·(125 + 125) B / 1 Mbit/s = 2 ms; latency 3 ms; energy 2 + 2 = 4 mJ.
+        let a = &t.table4[0];
+        assert!((a.bytes - 250.0).abs() < 1e-12);
+        assert!((a.costs[0].tu_ms - 2.0).abs() < 1e-12 && (a.costs[0].latency_ms - 3.0).abs() < 1e-12);
+        assert!((a.costs[0].energy_mj - 4.0).abs() < 1e-12);
+        let row = |setup: Setup| t.table5.iter().find(|r| r.setup == setup).unwrap();
+        // Cloud-only: 8·12,625 B / 1 Mbit/s = 101 ms; mobile-only: 50 ms, 0 bytes, as before.
+        assert!((row(Setup::CloudOnly).latency_ms - 101.0).abs() < 1e-9);
+        let mobile = row(Setup::MobileOnly);
+        assert!((mobile.latency_ms - 50.0).abs() < 1e-12 && mobile.bytes.abs() < f64::EPSILON);
     }
 
     #[test]

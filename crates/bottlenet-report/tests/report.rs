@@ -217,6 +217,31 @@ fn missing_optional_inputs_skip_their_plots() {
 }
 
 #[test]
+fn a_wire_overhead_is_stated_in_the_report_and_raises_cloud_only_on_3g_by_8_o_over_nb() {
+    let out = tempfile::tempdir().unwrap();
+    let plain = write_report(&paper_inputs(), out.path()).unwrap();
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(!md.contains("per-image overhead"), "{md}");
+    let mut inputs = paper_inputs();
+    inputs.cloud.wire_overhead_bytes = Some(110.0);
+    let wired = write_report(&inputs, out.path()).unwrap();
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("110 B of per-image overhead"), "{md}");
+    let cloud_3g = |files: &bottlenet_report::ReportFiles| {
+        files
+            .tables
+            .table5
+            .iter()
+            .find(|r| r.setup == Setup::CloudOnly && r.network.as_deref() == Some("3G"))
+            .unwrap()
+            .latency_ms
+    };
+    // 8·110 B over 1.1 Mbit/s = 0.8 ms.
+    let extra = cloud_3g(&wired) - cloud_3g(&plain);
+    assert!((extra - 0.8).abs() < 1e-9, "{extra}");
+}
+
+#[test]
 fn a_merged_search_with_aware_and_naive_points_draws_fig_7_at_the_requested_size() {
     // A small search at RB1, c' = 1, s = 2 over qualities, both modes, plus RB2; the figures
     // follow the shape of §3.3 (naive loses much at low quality) but are made up for the plot.
