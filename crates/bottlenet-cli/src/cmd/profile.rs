@@ -197,6 +197,7 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
         load_level: m.load,
         power_w: if m.role == Role::Mobile { m.mobile_power_w } else { None },
         request_overhead_ms: overhead,
+        wire_overhead_bytes: None,
         source: format!(
             "bottlenet profile, batch 1, {} runs after 3 warm-up, input colour JPEG 4:2:0 q{}{}",
             m.runs,
