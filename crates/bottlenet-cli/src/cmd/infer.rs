@@ -2,19 +2,28 @@
 //! test images; prints accuracy, bytes sent, latency percentiles and which path served how many.
 
 use crate::serving::BundlePhone;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use bottlenet_data::Augment;
 use bottlenet_model::{Bundle, DeviceChoice};
-use bottlenet_runtime::{Client, ClientOptions, Image, PhoneHalf, SplitMode, Summary};
+use bottlenet_runtime::{Client, ClientOptions, ClientTls, Image, PhoneHalf, SplitMode, Summary};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// Server URL, e.g. http://127.0.0.1:50051.
+    /// Server URL, e.g. http://127.0.0.1:50051, or https://HOST:PORT for a server with TLS.
     #[arg(long)]
     pub server: String,
+    /// The CA certificate (PEM) that signed the server's TLS certificate (its own certificate,
+    /// when self-signed); needs an https:// URL. Without it an https:// server is checked
+    /// against the system's roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Send `authorization: Bearer <token>`, the token being this file's first line (the file
+    /// given to `serve --token-file`).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Model bundle folder (the phone's halves).
     #[arg(long)]
     pub bundle: PathBuf,
@@ -71,7 +80,33 @@ fn algorithm1(args: &InferArgs) -> Result<bottlenet_runtime::Algorithm1> {
     Ok(bottlenet_runtime::Algorithm1::new(Reselector::new(costs, Network::preset(args.network), config)?))
 }
 
+/// TLS and the token of `args`, checked before any model is loaded.
+fn connection(args: &InferArgs, options: &mut ClientOptions) -> Result<()> {
+    if let Some(ca) = &args.ca {
+        if !args.server.starts_with("https://") {
+            bail!("--ca needs an https:// server URL, got {}", args.server);
+        }
+        let ca_pem = std::fs::read(ca).with_context(|| format!("reading the CA certificate {}", ca.display()))?;
+        options.tls = Some(ClientTls { ca_pem: Some(ca_pem), domain: None });
+    }
+    options.token = args.token_file.as_deref().map(super::serve::read_token).transpose()?;
+    Ok(())
+}
+
+/// A refused token becomes one line that says which flag fixes it; the phone never answers
+/// alone for it.
+fn explain(err: bottlenet_runtime::Error, server: &str, doing: String) -> anyhow::Error {
+    match err {
+        bottlenet_runtime::Error::Unauthenticated(why) => {
+            anyhow!("{server} refused the call ({why}): pass the token the server was started with as --token-file FILE")
+        }
+        other => anyhow::Error::new(other).context(doing),
+    }
+}
+
 pub fn run(args: InferArgs) -> Result<()> {
+    let mut options = ClientOptions::new(SplitMode::MobileOnly);
+    connection(&args, &mut options)?;
     let device = DeviceChoice::Flex.device()?;
     let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {}", args.bundle.display()))?;
     let manifest = mobile.manifest.clone();
@@ -95,7 +130,7 @@ pub fn run(args: InferArgs) -> Result<()> {
         bail!("dataset images are {:?} but the bundle expects {:?}; pass the matching --data", test.input_shape(), manifest.input_shape);
     }
     let total = args.limit.unwrap_or(test.len()).min(test.len());
-    let mut options = ClientOptions::new(mode);
+    options.mode = mode;
     options.top_k = args.top_k;
     let measured_quality = match &args.results {
         Some(path) => bottlenet_partition::TrainingResults::load(path)?.cloud_only.quality,
@@ -104,13 +139,15 @@ pub fn run(args: InferArgs) -> Result<()> {
     options.jpeg_quality = args.input_quality.or(measured_quality).unwrap_or(90);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let report = runtime.block_on(async {
-        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options).await.with_context(|| format!("connecting to {}", args.server))?;
+        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options)
+            .await
+            .map_err(|e| explain(e, &args.server, format!("connecting to {}", args.server)))?;
         let bar = super::progress(args.json, total as u64, "infer".into());
         let mut summary = Summary::new();
         for i in 0..total {
             let raw = test.raw(i, Augment::Eval)?;
             let image = chw(&raw.image)?;
-            let answer = client.infer(&image).await.with_context(|| format!("image {i}"))?;
+            let answer = client.infer(&image).await.map_err(|e| explain(e, &args.server, format!("image {i}")))?;
             summary.record(&answer, Some(raw.label as usize));
             bar.inc(1);
         }
@@ -122,7 +159,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     } else {
         let accuracy = report.accuracy.map_or("n/a".to_string(), |a| format!("{:.2}%", 100.0 * a));
         println!(
-            "{} images: top-1 {accuracy}, mean {:.1} B sent, latency mean {:.2} ms (phone {:.2} + upload {:.2} + server {:.2}) p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {} fallbacks",
+            "{} images: top-1 {accuracy}, mean {:.1} B sent, latency mean {:.2} ms (phone {:.2} + upload {:.2} + server {:.2}) p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {} fallbacks ({} server errors)",
             report.requests,
             report.mean_bytes,
             report.mean_ms,
@@ -132,7 +169,8 @@ pub fn run(args: InferArgs) -> Result<()> {
             report.p50_ms,
             report.p95_ms,
             report.p99_ms,
-            report.fallbacks
+            report.fallbacks,
+            report.server_errors
         );
         for (path, n) in &report.by_path {
             println!("  {path}: {n}");
