@@ -15,6 +15,12 @@ pub(crate) fn header_value(token: &str) -> Result<MetadataValue<Ascii>> {
     if token.is_empty() {
         return Err(Error::Config("the bearer token is empty".into()));
     }
+    // HTTP would also carry spaces and bytes ≥ 0x80 ("obs-text"); a token is one printable word.
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Config(
+            "the bearer token must be printable ASCII without spaces".into(),
+        ));
+    }
     MetadataValue::try_from(format!("Bearer {token}"))
         .map_err(|_| Error::Config("the bearer token must be printable ASCII".into()))
 }
@@ -103,5 +109,6 @@ mod tests {
         assert!(header_value("").is_err());
         assert!(header_value("two\nlines").is_err());
         assert!(header_value("caf\u{e9}").is_err());
+        assert!(header_value("two words").is_err());
     }
 }

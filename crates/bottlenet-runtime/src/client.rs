@@ -70,7 +70,7 @@ fn server_unusable(code: Code) -> bool {
 /// Of the codes after which the phone answers alone, those by which the server itself failed
 /// (rather than being unreachable, busy or slow): counted apart in the run's summary.
 pub fn server_fault(code: Code) -> bool {
-    matches!(code, Code::Internal | Code::Unknown | Code::DataLoss)
+    matches!(code, Code::Internal | Code::Unknown)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -547,7 +547,7 @@ mod tests {
 
     #[test]
     fn server_faults_are_fallbacks_and_credential_refusals_are_not() {
-        for code in [Code::Internal, Code::Unknown, Code::DataLoss] {
+        for code in [Code::Internal, Code::Unknown] {
             assert!(server_fault(code) && server_unusable(code), "{code:?}");
         }
         for code in [Code::Unavailable, Code::ResourceExhausted, Code::DeadlineExceeded] {

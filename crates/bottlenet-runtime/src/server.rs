@@ -87,6 +87,8 @@ impl Shared {
                 limit: self.config.max_message_bytes,
             });
         }
+        // Header and CRC only (no payload decoding), here rather than on a worker: a frame that
+        // cannot be what the split expects never takes a queue slot.
         if let Some(spec) = self.specs[route.model].get(split) {
             check_frame(&payload, split, spec)?;
         }
@@ -133,7 +135,7 @@ impl Shared {
         if let Err(status) = result
             && code == tonic::Code::Internal
         {
-            tracing::error!(model, split, message = status.message(), "answered INTERNAL");
+            tracing::error!(model, split = %split, message = status.message(), "answered INTERNAL");
         }
     }
 }

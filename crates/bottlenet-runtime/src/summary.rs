@@ -44,7 +44,7 @@ pub struct SummaryReport {
     /// Answers that came from the phone because the server path failed.
     pub fallbacks: usize,
     /// Of the fallbacks, those the server answered with an error of its own (INTERNAL,
-    /// UNKNOWN, DATA_LOSS) rather than being unreachable, overloaded or too slow: a healthy
+    /// UNKNOWN) rather than being unreachable, overloaded or too slow: a healthy
     /// run has none.
     pub server_errors: usize,
     /// Fallbacks by the gRPC status of the failed server path (`UNAVAILABLE`, `INTERNAL`, …).
