@@ -444,8 +444,9 @@ wire_bytes() {
 }
 
 # --- server --------------------------------------------------------------------------------
+# --insecure: the namespaces' private veth link, plain text on purpose (bytes are frames + gRPC + TCP).
 # shellcheck disable=SC2086 # SERVE_ARGS is a word list on purpose
-"${IN_CLOUD[@]}" "$BIN" serve --bundle "$BUNDLE" --addr "$CLOUD_IP:$PORT" $SERVE_ARGS \
+"${IN_CLOUD[@]}" "$BIN" serve --bundle "$BUNDLE" --addr "$CLOUD_IP:$PORT" --insecure $SERVE_ARGS \
     >"$TMP/serve.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")

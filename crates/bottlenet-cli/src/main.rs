@@ -48,8 +48,18 @@ enum Command {
     Report(cmd::report::ReportArgs),
 }
 
+/// Logs go to stderr through `tracing`, filtered by `RUST_LOG` when set; otherwise `serve` logs
+/// at info (start, failed batches, refused tokens) and every other command at warn.
+fn init_logging(command: &Command) {
+    let default = if matches!(command, Command::Serve(_)) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A second subscriber (never installed here) is the only failure, and harmless.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
 fn main() {
     let cli = Cli::parse();
+    init_logging(&cli.command);
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),

@@ -158,6 +158,10 @@ impl RtCloud for BundleCloud {
         Some(Shape::new(c, h, w))
     }
 
+    fn codec_params(&self, split: &str) -> Option<CodecParams> {
+        self.cloud.manifest.splits.iter().find(|e| e.name == split).map(|e| e.codec_params())
+    }
+
     fn tail(&self, split: &str, features: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
         let half = self.half(split)?;
         let shape = self.feature_shape(split).ok_or_else(|| unknown_split(&self.cloud.manifest, split))?;

@@ -354,9 +354,24 @@ fn replicate(err: &Error) -> Error {
     match err {
         Error::Frame(_)
         | Error::FrameShape { .. }
+        | Error::FrameMismatch { .. }
         | Error::InvalidImage(_)
         | Error::InvalidArgument(_) => Error::InvalidArgument(err.to_string()),
         _ => Error::Model(err.to_string()),
+    }
+}
+
+/// Answers every request of a batch the model failed on with (a copy of) its error, and logs it.
+fn fail_batch(labels: &[&str; 2], live: Vec<(Job, Duration)>, err: &Error) {
+    tracing::error!(
+        model = labels[0],
+        split = labels[1],
+        batch_size = live.len(),
+        error = %err,
+        "batch failed"
+    );
+    for (job, _) in live {
+        let _ = job.reply.send(Err(replicate(err)));
     }
 }
 
@@ -379,6 +394,11 @@ fn run_batch(inner: &Inner, route: &Route, jobs: Vec<(Job, Duration)>) {
             }
             // A bad frame fails its own request only, never its batch mates.
             Err(err) => {
+                if matches!(err, Error::Model(_)) {
+                    tracing::error!(model = labels[0], split = labels[1], error = %err, "decode failed");
+                } else {
+                    tracing::debug!(model = labels[0], split = labels[1], error = %err, "bad input refused");
+                }
                 let _ = job.reply.send(Err(err));
             }
         }
@@ -440,15 +460,9 @@ fn run_batch(inner: &Inner, route: &Route, jobs: Vec<(Job, Duration)>) {
                 "model returned {} outputs for a batch of {batch_size}",
                 logits.len()
             ));
-            for (job, _) in live {
-                let _ = job.reply.send(Err(replicate(&err)));
-            }
+            fail_batch(&labels, live, &err);
         }
-        Err(err) => {
-            for (job, _) in live {
-                let _ = job.reply.send(Err(replicate(&err)));
-            }
-        }
+        Err(err) => fail_batch(&labels, live, &err),
     }
 }
 
@@ -477,6 +491,9 @@ mod tests {
         }
         fn feature_shape(&self, split: &str) -> Option<Shape> {
             (split == "s").then_some(Shape::new(1, 1, 1))
+        }
+        fn codec_params(&self, split: &str) -> Option<bottlenet_codec::CodecParams> {
+            (split == "s").then(bottlenet_codec::CodecParams::paper)
         }
         fn tail(&self, _split: &str, features: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
             self.batches.fetch_add(1, Ordering::SeqCst);

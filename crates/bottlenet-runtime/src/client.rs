@@ -4,87 +4,22 @@
 //! a periodic probe finds it healthy again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
+use crate::auth::{self, BearerToken};
+pub use crate::client_options::{ClientOptions, ClientTls, SplitMode};
 use crate::error::{Error, Result};
+use crate::link::{Link, Rpc, SharedPolicy, lock, probe, refuses_credentials, served_splits};
+use crate::metrics::code_name;
 use crate::model::{ClassScore, Image, PhoneHalf, top_k};
 use crate::pacer::UplinkPacer;
-use crate::policy::{Choice, Observation, SplitLoad, SplitPolicy};
+use crate::policy::{Choice, Observation, SplitLoad};
 use crate::proto::bottle_net_client::BottleNetClient;
 use crate::proto::{InferImageRequest, InferReply, InferRequest, StatusReply, StatusRequest};
-
-/// How the client picks the path of each request.
-pub enum SplitMode {
-    /// Always this split point.
-    Fixed(String),
-    CloudOnly,
-    MobileOnly,
-    /// Ask the policy before every request (paper §3.4 run-time re-selection).
-    Auto(Box<dyn SplitPolicy>),
-}
-
-impl std::fmt::Debug for SplitMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SplitMode::Fixed(s) => f.debug_tuple("Fixed").field(s).finish(),
-            SplitMode::CloudOnly => f.write_str("CloudOnly"),
-            SplitMode::MobileOnly => f.write_str("MobileOnly"),
-            SplitMode::Auto(_) => f.write_str("Auto(..)"),
-        }
-    }
-}
-
-/// TLS towards the server: a private CA (PEM) and/or the name to check the certificate for.
-/// Without a CA the system's roots are used.
-#[derive(Clone, Debug, Default)]
-pub struct ClientTls {
-    pub ca_pem: Option<Vec<u8>>,
-    pub domain: Option<String>,
-}
-
-#[derive(Debug)]
-pub struct ClientOptions {
-    pub mode: SplitMode,
-    /// Classes returned per answer.
-    pub top_k: u32,
-    /// Deadline of each request (sent to the server as `grpc-timeout`, enforced here too).
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub token: Option<String>,
-    /// TLS; also implied by an `https://` URL.
-    pub tls: Option<ClientTls>,
-    /// While the server is unreachable, probe it after this many requests…
-    pub probe_every: u32,
-    /// …or after this long, whichever comes first (paper §3.4: "periodically pinging the server").
-    pub probe_interval: Duration,
-    /// JPEG quality of the input image on the cloud-only path.
-    pub jpeg_quality: u8,
-    /// Emulated uplink; `None` sends at the real link's speed.
-    pub pacer: Option<Arc<UplinkPacer>>,
-}
-
-impl ClientOptions {
-    pub fn new(mode: SplitMode) -> Self {
-        ClientOptions {
-            mode,
-            top_k: 5,
-            timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(1),
-            token: None,
-            tls: None,
-            probe_every: 16,
-            probe_interval: Duration::from_millis(500),
-            jpeg_quality: 90,
-            pacer: None,
-        }
-    }
-}
 
 /// The answer to one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +30,8 @@ pub struct Answer {
     pub served_by: Choice,
     /// True when the chosen server path failed and the phone answered alone.
     pub fell_back: bool,
+    /// When it fell back: the gRPC status of the failed server path.
+    pub fallback_status: Option<Code>,
     /// Phone compute (ms): head + reduction + encode, and the whole network when it answered.
     pub tm_ms: f64,
     /// Measured upload time (ms): pacing plus the round trip less the server's own time.
@@ -109,38 +46,9 @@ pub struct Answer {
     pub batch_size: u32,
 }
 
-/// Adds `authorization: Bearer <token>` when a token is set.
-#[derive(Clone, Debug)]
-struct BearerToken(Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for BearerToken {
-    fn call(&mut self, mut request: Request<()>) -> std::result::Result<Request<()>, Status> {
-        if let Some(v) = &self.0 {
-            request.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(request)
-    }
-}
-
-type Rpc = BottleNetClient<InterceptedService<Channel, BearerToken>>;
-type SharedPolicy = Arc<Mutex<Box<dyn SplitPolicy>>>;
-
 enum Mode {
     Fixed(Choice),
     Auto(SharedPolicy),
-}
-
-/// What the client believes about the server.
-#[derive(Debug)]
-struct Link {
-    up: bool,
-    requests_since_probe: u32,
-    last_probe: Instant,
-    probing: bool,
-}
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Status codes after which the phone answers alone: the server is down, overloaded, too slow,
@@ -157,6 +65,12 @@ fn server_unusable(code: Code) -> bool {
             | Code::Aborted
             | Code::Internal
     )
+}
+
+/// Of the codes after which the phone answers alone, those by which the server itself failed
+/// (rather than being unreachable, busy or slow): counted apart in the run's summary.
+pub fn server_fault(code: Code) -> bool {
+    matches!(code, Code::Internal | Code::Unknown)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -230,13 +144,7 @@ impl Client {
             }
             endpoint = endpoint.tls_config(cfg)?;
         }
-        let token = match &options.token {
-            Some(t) => Some(
-                MetadataValue::try_from(format!("Bearer {t}"))
-                    .map_err(|_| Error::Config("token must be printable ASCII".into()))?,
-            ),
-            None => None,
-        };
+        let token = options.token.as_deref().map(auth::header_value).transpose()?;
         let rpc = BottleNetClient::with_interceptor(endpoint.connect_lazy(), BearerToken(token));
 
         let model = phone.model_name().to_string();
@@ -266,31 +174,42 @@ impl Client {
             probe_interval: options.probe_interval,
             jpeg_quality: options.jpeg_quality,
             pacer: options.pacer,
-            link: Arc::new(Mutex::new(Link {
-                up: false,
-                requests_since_probe: 0,
-                last_probe: Instant::now(),
-                probing: false,
-            })),
+            link: Arc::new(Mutex::new(Link::new())),
             server_splits: Mutex::new(None),
             next_id: AtomicU64::new(1),
         };
-        if !matches!(client.mode, Mode::Fixed(Choice::MobileOnly))
-            && let Ok(status) = client.probe_once().await
-        {
-            let splits = served_splits(&status, &client.model)
-                .ok_or_else(|| Error::UnknownModel(client.model.clone()))?;
-            if let Mode::Fixed(Choice::Split(split)) = &client.mode
-                && !splits.contains(split)
-            {
-                return Err(Error::UnknownSplit {
-                    model: client.model.clone(),
-                    split: split.clone(),
-                });
+        if matches!(client.mode, Mode::Fixed(Choice::MobileOnly)) {
+            return Ok(client);
+        }
+        match client.probe_once().await {
+            Ok(status) => client.learn_splits(&status)?,
+            Err(Error::Rpc(status)) if refuses_credentials(status.code()) => {
+                return Err(Error::Unauthenticated(status.message().to_string()));
             }
-            *lock(&client.server_splits) = Some(splits);
+            Err(e) => tracing::warn!(
+                url,
+                error = %e,
+                "server not reachable; the phone answers alone until a probe reaches it"
+            ),
         }
         Ok(client)
+    }
+
+    /// Records the splits a reachable server holds; a server without the phone's model, or
+    /// without its fixed split, is a configuration error.
+    fn learn_splits(&self, status: &StatusReply) -> Result<()> {
+        let splits = served_splits(status, &self.model)
+            .ok_or_else(|| Error::UnknownModel(self.model.clone()))?;
+        if let Mode::Fixed(Choice::Split(split)) = &self.mode
+            && !splits.contains(split)
+        {
+            return Err(Error::UnknownSplit {
+                model: self.model.clone(),
+                split: split.clone(),
+            });
+        }
+        *lock(&self.server_splits) = Some(splits);
+        Ok(())
     }
 
     /// The paths an `Auto` policy may choose from: the splits both the phone and the server hold
@@ -400,10 +319,13 @@ impl Client {
     pub async fn infer(&self, image: &Image) -> Result<Answer> {
         let start = Instant::now();
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(message) = lock(&self.link).refused.clone() {
+            return Err(Error::Unauthenticated(message));
+        }
         let image = Arc::new(image.clone());
         let choice = self.decide();
         if !choice.uses_server() {
-            let answer = self.on_phone(&image, start, request_id, false, 0.0).await?;
+            let answer = self.on_phone(&image, start, request_id, None, 0.0).await?;
             let reachable = lock(&self.link).up;
             self.observe(&Observation {
                 served_by: Some(Choice::MobileOnly),
@@ -419,10 +341,15 @@ impl Client {
                 Ok(answer)
             }
             Err(RemoteFailure::Fallback { tm_ms, status }) => {
-                tracing::debug!(code = ?status.code(), message = status.message(), "server path failed; answering on the phone");
+                let code = code_name(status.code());
+                if server_fault(status.code()) {
+                    tracing::warn!(code, message = status.message(), "the server failed the request; answering on the phone");
+                } else {
+                    tracing::debug!(code, message = status.message(), "server path failed; answering on the phone");
+                }
                 self.mark_down();
                 let answer = self
-                    .on_phone(&image, start, request_id, true, tm_ms)
+                    .on_phone(&image, start, request_id, Some(status.code()), tm_ms)
                     .await?;
                 self.observe(&Observation {
                     served_by: Some(Choice::MobileOnly),
@@ -442,7 +369,7 @@ impl Client {
         image: &Arc<Image>,
         start: Instant,
         request_id: u64,
-        fell_back: bool,
+        fallback_status: Option<Code>,
         spent_ms: f64,
     ) -> Result<Answer> {
         let phone = Arc::clone(&self.phone);
@@ -456,7 +383,8 @@ impl Client {
             request_id,
             top_k: top_k(&logits, self.top_k as usize, self.phone.class_names()),
             served_by: Choice::MobileOnly,
-            fell_back,
+            fell_back: fallback_status.is_some(),
+            fallback_status,
             tm_ms,
             upload_ms: 0.0,
             tc_ms: 0.0,
@@ -534,6 +462,11 @@ impl Client {
             Err(status) if server_unusable(status.code()) => {
                 return Err(RemoteFailure::Fallback { tm_ms, status });
             }
+            Err(status) if refuses_credentials(status.code()) => {
+                return Err(RemoteFailure::Fatal(Error::Unauthenticated(
+                    status.message().to_string(),
+                )));
+            }
             Err(status) => return Err(RemoteFailure::Fatal(Error::Rpc(status))),
         };
         if reply.request_id != request_id {
@@ -560,6 +493,7 @@ impl Client {
             top_k: top,
             served_by: choice.clone(),
             fell_back: false,
+            fallback_status: None,
             tm_ms,
             upload_ms,
             tc_ms,
@@ -587,66 +521,6 @@ impl Client {
     }
 }
 
-/// The splits a status reply says the server holds for `model` (cloud-only excluded).
-fn served_splits(status: &StatusReply, model: &str) -> Option<Vec<String>> {
-    let m = status.models.iter().find(|m| m.model == model)?;
-    Some(
-        m.splits
-            .iter()
-            .map(|s| s.split.clone())
-            .filter(|s| s != crate::model::CLOUD_ONLY)
-            .collect(),
-    )
-}
-
-async fn probe(
-    rpc: &Rpc,
-    model: &str,
-    timeout: Duration,
-    link: &Mutex<Link>,
-    policy: Option<SharedPolicy>,
-) -> Result<StatusReply> {
-    let mut req = Request::new(StatusRequest {});
-    req.set_timeout(timeout);
-    let result = tokio::time::timeout(timeout, rpc.clone().status(req))
-        .await
-        .unwrap_or_else(|_| Err(Status::deadline_exceeded("status probe timed out")))
-        .map(tonic::Response::into_inner);
-    let healthy = result
-        .as_ref()
-        .is_ok_and(|s| s.queue_depth < s.max_queue && s.models.iter().any(|m| m.model == model));
-    {
-        let mut l = lock(link);
-        l.up = healthy;
-        l.probing = false;
-        l.last_probe = Instant::now();
-        l.requests_since_probe = 0;
-    }
-    if let Some(p) = policy {
-        let mut obs = Observation {
-            reachable: healthy,
-            ..Observation::default()
-        };
-        if let Ok(status) = &result {
-            obs.queue_depth = Some(status.queue_depth);
-            if let Some(m) = status.models.iter().find(|m| m.model == model) {
-                obs.loads = m
-                    .splits
-                    .iter()
-                    .filter(|s| s.served > 0)
-                    .map(|s| SplitLoad {
-                        split: s.split.clone(),
-                        service_ms: s.smoothed_service_us as f64 / 1e3,
-                        queue_ms: s.smoothed_queue_us as f64 / 1e3,
-                    })
-                    .collect();
-            }
-        }
-        lock(&p).observe(&obs);
-    }
-    Ok(result?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,6 +542,19 @@ mod tests {
             Code::Unimplemented,
         ] {
             assert!(!server_unusable(code), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn server_faults_are_fallbacks_and_credential_refusals_are_not() {
+        for code in [Code::Internal, Code::Unknown] {
+            assert!(server_fault(code) && server_unusable(code), "{code:?}");
+        }
+        for code in [Code::Unavailable, Code::ResourceExhausted, Code::DeadlineExceeded] {
+            assert!(!server_fault(code), "{code:?}");
+        }
+        for code in [Code::Unauthenticated, Code::PermissionDenied] {
+            assert!(refuses_credentials(code) && !server_unusable(code), "{code:?}");
         }
     }
 }

@@ -15,6 +15,15 @@ pub enum Error {
         got: String,
         expected: String,
     },
+    /// A frame whose header names another codec, quality or quantizer bits than the split's
+    /// manifest (refused before its payload is decoded).
+    #[error("frame for split `{split}` has {field} {got}, the split expects {expected}")]
+    FrameMismatch {
+        split: String,
+        field: &'static str,
+        got: String,
+        expected: String,
+    },
     /// An input image that cannot be used (bad JPEG, wrong size, …).
     #[error("invalid image: {0}")]
     InvalidImage(String),
@@ -25,6 +34,9 @@ pub enum Error {
     UnknownModel(String),
     #[error("model `{model}` has no split `{split}`")]
     UnknownSplit { model: String, split: String },
+    /// The server refused the call's credentials (missing or wrong bearer token).
+    #[error("the server refused our credentials ({0}); give the token the server was started with")]
+    Unauthenticated(String),
     /// The server queue holds `max_queue` requests already.
     #[error("server queue is full ({0} requests waiting)")]
     QueueFull(usize),
@@ -65,8 +77,10 @@ impl From<Error> for Status {
         let code = match &err {
             Error::Frame(_)
             | Error::FrameShape { .. }
+            | Error::FrameMismatch { .. }
             | Error::InvalidImage(_)
             | Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::UnknownModel(_) | Error::UnknownSplit { .. } => Code::NotFound,
             // gRPC status-code spec: an oversize request and an overload are both RESOURCE_EXHAUSTED.
             Error::QueueFull(_) | Error::MessageTooLarge { .. } => Code::ResourceExhausted,
@@ -116,6 +130,17 @@ mod tests {
             Code::DeadlineExceeded
         );
         assert_eq!(Status::from(Error::model("boom")).code(), Code::Internal);
+        let mismatch = Error::FrameMismatch {
+            split: "rb1".into(),
+            field: "quality",
+            got: "50".into(),
+            expected: "20".into(),
+        };
+        assert_eq!(Status::from(mismatch).code(), Code::InvalidArgument);
+        assert_eq!(
+            Status::from(Error::Unauthenticated("wrong token".into())).code(),
+            Code::Unauthenticated
+        );
         let remote = Error::Rpc(Status::unavailable("down"));
         assert_eq!(Status::from(remote).code(), Code::Unavailable);
     }

@@ -8,9 +8,15 @@
 //! through `bottlenet-codec`; it must not depend on a deep-learning framework, nor on training
 //! code.
 
+mod admission;
+mod auth;
 mod batcher;
 pub mod client;
+mod client_options;
+pub mod config;
+mod deadline;
 pub mod error;
+mod link;
 mod metrics;
 pub mod model;
 pub mod pacer;
@@ -29,5 +35,5 @@ pub use error::{Error, Result};
 pub use model::{CLOUD_ONLY, ClassScore, CloudHalf, Image, MOBILE_ONLY, PhoneHalf, top_k};
 pub use pacer::UplinkPacer;
 pub use policy::{Algorithm1, Choice, Observation, ObservedLatency, SplitLoad, SplitPolicy};
-pub use server::{Server, ServerConfig, TlsIdentity, shutdown_signal};
+pub use server::{Server, ServerConfig, TlsIdentity, check_exposure, shutdown_signal};
 pub use summary::{Summary, SummaryReport, percentile};

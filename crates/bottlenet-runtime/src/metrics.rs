@@ -21,6 +21,10 @@ pub(crate) struct Metrics {
     registry: Registry,
     /// Finished requests by model, split and gRPC status.
     pub requests: IntCounterVec,
+    /// Requests the server failed on its own (INTERNAL: the model failed or panicked, returned
+    /// the wrong number of outputs…), by model and split. The phone answers these alone, so
+    /// without this counter they would look like a healthy server.
+    pub internal_errors: IntCounterVec,
     /// Request payload bytes (frame or JPEG) received, by model and split.
     pub received_bytes: IntCounterVec,
     /// Time a request waited in the queue before its batch started.
@@ -47,6 +51,13 @@ impl Metrics {
                 "Finished requests by model, split and gRPC status.",
             ),
             &["model", "split", "status"],
+        )?;
+        let internal_errors = IntCounterVec::new(
+            Opts::new(
+                "bottlenet_internal_errors_total",
+                "Requests answered INTERNAL (a server-side failure), by model and split.",
+            ),
+            split,
         )?;
         let received_bytes = IntCounterVec::new(
             Opts::new(
@@ -90,6 +101,7 @@ impl Metrics {
         )?;
         let queue_depth = IntGauge::new("bottlenet_queue_depth", "Requests waiting in the queue.")?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(internal_errors.clone()))?;
         registry.register(Box::new(received_bytes.clone()))?;
         registry.register(Box::new(queue_seconds.clone()))?;
         registry.register(Box::new(decode_seconds.clone()))?;
@@ -100,6 +112,7 @@ impl Metrics {
         Ok(Metrics {
             registry,
             requests,
+            internal_errors,
             received_bytes,
             queue_seconds,
             decode_seconds,
@@ -114,6 +127,9 @@ impl Metrics {
         self.requests
             .with_label_values(&[model, split, code_name(code)])
             .inc();
+        if code == Code::Internal {
+            self.internal_errors.with_label_values(&[model, split]).inc();
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -196,7 +212,14 @@ mod tests {
         m.received_bytes
             .with_label_values(&["toy", "rb1"])
             .inc_by(140);
+        m.count_request("toy", "rb1", Code::Internal);
+        m.count_request("toy", "rb1", Code::Internal);
+        m.count_request("toy", "rb1", Code::InvalidArgument);
         let text = m.render().expect("render");
+        assert!(
+            text.contains(r#"bottlenet_internal_errors_total{model="toy",split="rb1"} 2"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"bottlenet_requests_total{model="toy",split="rb1",status="OK"} 1"#),
             "{text}"

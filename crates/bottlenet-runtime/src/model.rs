@@ -2,7 +2,7 @@
 //! split's half). The real implementation (the `bottlenet-model` bundle) lives elsewhere; the
 //! runtime only needs these traits, so it builds without a deep-learning framework.
 
-use bottlenet_codec::{FeatureTensor, Shape};
+use bottlenet_codec::{CodecParams, FeatureTensor, Shape};
 
 use crate::error::{Error, Result};
 
@@ -60,11 +60,17 @@ pub trait CloudHalf: Send + Sync + 'static {
     fn splits(&self) -> Vec<String>;
     /// The feature shape `(c', H', W')` that frames of `split` carry; `None` for an unknown split.
     fn feature_shape(&self, split: &str) -> Option<Shape>;
+    /// The codec, quality and quantizer bits that frames of `split` carry (the manifest's);
+    /// `None` for an unknown split. The server refuses a frame whose header differs from this
+    /// or from [`feature_shape`](Self::feature_shape) before decoding it.
+    fn codec_params(&self, split: &str) -> Option<CodecParams>;
     /// Restoration unit + tail on a batch of decoded features, all of one split, all of
     /// `feature_shape(split)`. Returns one logit vector per sample, in order.
     fn tail(&self, split: &str, features: &[FeatureTensor]) -> Result<Vec<Vec<f32>>>;
     /// Cloud-only: turns a JPEG of the input image into the network's input tensor
-    /// (decode, resize/crop, normalise). A bad image is `Error::InvalidImage`.
+    /// (decode, resize/crop, normalise). A bad image is `Error::InvalidImage`; a JPEG whose
+    /// headers declare another size than the model's input must be refused before its pixels
+    /// are decoded (the codec crate's JPEG decoder does so when given the expected size).
     fn decode_image(&self, jpeg: &[u8]) -> Result<FeatureTensor>;
     /// Cloud-only: the whole network on a batch of input tensors from `decode_image`.
     fn full(&self, inputs: &[FeatureTensor]) -> Result<Vec<Vec<f32>>>;

@@ -5,17 +5,19 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::{Request, Response, Status};
 
+use crate::admission::{FrameSpec, check_frame};
+use crate::auth::RequireToken;
 use crate::batcher::{BatchConfig, Dispatcher, Route, RouteLoad, Served};
+pub use crate::config::{ServerConfig, TlsIdentity, check_exposure};
+use crate::deadline::{ReceivedAt, request_deadline};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Metrics, UNKNOWN_LABEL};
 use crate::model::{CLOUD_ONLY, CloudHalf, DEFAULT_TOP_K, MOBILE_ONLY, top_k};
@@ -25,160 +27,15 @@ use crate::proto::{
     StatusReply, StatusRequest,
 };
 
-/// A PEM certificate chain and private key for TLS.
-#[derive(Clone)]
-pub struct TlsIdentity {
-    pub cert_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
-}
-
-impl std::fmt::Debug for TlsIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsIdentity")
-            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
-            .finish_non_exhaustive()
-    }
-}
-
-impl TlsIdentity {
-    pub fn from_files(cert: &Path, key: &Path) -> Result<Self> {
-        Ok(TlsIdentity {
-            cert_pem: std::fs::read(cert)?,
-            key_pem: std::fs::read(key)?,
-        })
-    }
-}
-
-/// How the server listens and batches.
-#[derive(Clone)]
-pub struct ServerConfig {
-    /// Listening address; loopback by default.
-    pub addr: SocketAddr,
-    /// Most requests of one split run as one batch (1 = no batching).
-    pub max_batch: usize,
-    /// Longest a request waits for batch mates before its batch starts anyway.
-    pub max_delay_ms: u64,
-    /// Most requests waiting at once; beyond it requests get RESOURCE_EXHAUSTED.
-    pub max_queue: usize,
-    /// Largest request message accepted; beyond it RESOURCE_EXHAUSTED.
-    pub max_message_bytes: usize,
-    /// Worker threads running the model (0 = one per available core).
-    pub workers: usize,
-    /// When set, every BottleNet call must carry `authorization: Bearer <token>`
-    /// (the health service stays open for load balancers).
-    pub token: Option<String>,
-    pub tls: Option<TlsIdentity>,
-    /// When set, Prometheus metrics are served at `http://<metrics_addr>/metrics`.
-    pub metrics_addr: Option<SocketAddr>,
-}
-
-impl std::fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("addr", &self.addr)
-            .field("max_batch", &self.max_batch)
-            .field("max_delay_ms", &self.max_delay_ms)
-            .field("max_queue", &self.max_queue)
-            .field("max_message_bytes", &self.max_message_bytes)
-            .field("workers", &self.workers)
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
-            .field("tls", &self.tls)
-            .field("metrics_addr", &self.metrics_addr)
-            .finish()
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            max_batch: 16,
-            max_delay_ms: 2,
-            max_queue: 1024,
-            max_message_bytes: 4 << 20,
-            workers: 0,
-            token: None,
-            tls: None,
-            metrics_addr: None,
-        }
-    }
-}
-
-impl ServerConfig {
-    fn validate(&self) -> Result<()> {
-        if self.max_batch == 0 || self.max_queue == 0 {
-            return Err(Error::Config(
-                "max_batch and max_queue must be at least 1".into(),
-            ));
-        }
-        if self.max_message_bytes < 64 {
-            return Err(Error::Config(
-                "max_message_bytes must be at least 64".into(),
-            ));
-        }
-        if let Some(token) = &self.token
-            && (token.is_empty()
-                || MetadataValue::<Ascii>::try_from(format!("Bearer {token}")).is_err())
-        {
-            return Err(Error::Config(
-                "token must be non-empty printable ASCII".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// The state every handler shares.
 struct Shared {
     models: Vec<Arc<dyn CloudHalf>>,
     by_name: HashMap<String, usize>,
+    /// Per model: what each split's frames must carry (checked before decoding).
+    specs: Vec<HashMap<String, FrameSpec>>,
     dispatcher: Dispatcher,
     metrics: Arc<Metrics>,
     config: ServerConfig,
-}
-
-/// Request extension: when the request reached the service stack (before tonic's own
-/// `grpc-timeout` timer started), so our deadline is never later than tonic's.
-#[derive(Clone, Copy, Debug)]
-struct ReceivedAt(Instant);
-
-/// Our handler gives up this much before the client's deadline so that it, not tonic's
-/// transport timer (which would say CANCELLED), answers DEADLINE_EXCEEDED.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
-
-/// Parses a `grpc-timeout` header value (gRPC over HTTP/2: up to 8 digits and a unit).
-pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.checked_mul(3600)?),
-        "M" => Duration::from_secs(n.checked_mul(60)?),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-fn request_deadline<T>(request: &Request<T>) -> Option<Instant> {
-    let timeout = request
-        .metadata()
-        .get("grpc-timeout")?
-        .to_str()
-        .ok()
-        .and_then(parse_grpc_timeout)?;
-    let received = request
-        .extensions()
-        .get::<ReceivedAt>()
-        .map_or_else(Instant::now, |r| r.0);
-    Some(received + timeout.saturating_sub(DEADLINE_MARGIN))
 }
 
 impl Shared {
@@ -230,6 +87,11 @@ impl Shared {
                 limit: self.config.max_message_bytes,
             });
         }
+        // Header and CRC only (no payload decoding), here rather than on a worker: a frame that
+        // cannot be what the split expects never takes a queue slot.
+        if let Some(spec) = self.specs[route.model].get(split) {
+            check_frame(&payload, split, spec)?;
+        }
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(Error::DeadlineExceeded);
         }
@@ -261,17 +123,19 @@ impl Shared {
         })
     }
 
-    /// Counts a finished request under labels that never come from unchecked input.
-    fn count(&self, model: &str, split: &str, code: tonic::Code) {
-        match self.resolve(model, split) {
-            Ok(route) => self.metrics.count_request(
-                self.models[route.model].model_name(),
-                &route.split,
-                code,
-            ),
-            Err(_) => self
-                .metrics
-                .count_request(UNKNOWN_LABEL, UNKNOWN_LABEL, code),
+    /// Counts a finished request under labels that never come from unchecked input, and logs
+    /// the server's own failures (INTERNAL), which the phone hides behind its own answer.
+    fn count(&self, model: &str, split: &str, result: std::result::Result<(), &Status>) {
+        let code = result.map_or_else(Status::code, |()| tonic::Code::Ok);
+        let (model, split) = match self.resolve(model, split) {
+            Ok(route) => (self.models[route.model].model_name(), route.split),
+            Err(_) => (UNKNOWN_LABEL, UNKNOWN_LABEL.to_string()),
+        };
+        self.metrics.count_request(model, &split, code);
+        if let Err(status) = result
+            && code == tonic::Code::Internal
+        {
+            tracing::error!(model, split = %split, message = status.message(), "answered INTERNAL");
         }
     }
 }
@@ -293,13 +157,8 @@ impl BottleNet for Service {
             .run(&r.model, &r.split, r.frame, deadline, r.request_id, r.top_k)
             .await
             .map_err(Status::from);
-        self.shared.count(
-            &r.model,
-            &r.split,
-            result
-                .as_ref()
-                .map_or_else(Status::code, |_| tonic::Code::Ok),
-        );
+        self.shared
+            .count(&r.model, &r.split, result.as_ref().map(|_| ()));
         result.map(Response::new)
     }
 
@@ -321,13 +180,8 @@ impl BottleNet for Service {
             )
             .await
             .map_err(Status::from);
-        self.shared.count(
-            &r.model,
-            CLOUD_ONLY,
-            result
-                .as_ref()
-                .map_or_else(Status::code, |_| tonic::Code::Ok),
-        );
+        self.shared
+            .count(&r.model, CLOUD_ONLY, result.as_ref().map(|_| ()));
         result.map(Response::new)
     }
 
@@ -374,38 +228,6 @@ impl BottleNet for Service {
             max_message_bytes: s.config.max_message_bytes as u64,
         }))
     }
-}
-
-/// Checks `authorization: Bearer <token>` when a token is configured.
-#[derive(Clone)]
-struct RequireToken {
-    expected: Option<Arc<[u8]>>,
-    metrics: Arc<Metrics>,
-}
-
-impl tonic::service::Interceptor for RequireToken {
-    fn call(&mut self, request: Request<()>) -> std::result::Result<Request<()>, Status> {
-        let Some(expected) = &self.expected else {
-            return Ok(request);
-        };
-        let given = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if constant_time_eq(given, expected) {
-            Ok(request)
-        } else {
-            self.metrics
-                .count_request(UNKNOWN_LABEL, UNKNOWN_LABEL, tonic::Code::Unauthenticated);
-            Err(Status::unauthenticated("missing or wrong bearer token"))
-        }
-    }
-}
-
-/// Compares without an early exit, so response time does not leak how much of a token matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// tonic reports an oversize request as OUT_OF_RANGE; the gRPC status-code spec says
@@ -479,6 +301,7 @@ impl Server {
             return Err(Error::Config("a server needs at least one model".into()));
         }
         let mut by_name = HashMap::new();
+        let mut specs = Vec::with_capacity(models.len());
         for (i, m) in models.iter().enumerate() {
             if by_name.insert(m.model_name().to_string(), i).is_some() {
                 return Err(Error::Config(format!(
@@ -486,19 +309,23 @@ impl Server {
                     m.model_name()
                 )));
             }
+            let mut model_specs = HashMap::new();
             for split in m.splits() {
                 if split == CLOUD_ONLY || split == MOBILE_ONLY {
                     return Err(Error::Config(format!(
                         "`{split}` is reserved and cannot name a split"
                     )));
                 }
-                if m.feature_shape(&split).is_none() {
+                let (Some(shape), Some(params)) = (m.feature_shape(&split), m.codec_params(&split))
+                else {
                     return Err(Error::Config(format!(
-                        "model `{}` lists split `{split}` without a shape",
+                        "model `{}` lists split `{split}` without a shape or codec parameters",
                         m.model_name()
                     )));
-                }
+                };
+                model_specs.insert(split, FrameSpec { shape, params });
             }
+            specs.push(model_specs);
         }
         let workers = if config.workers == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
@@ -521,6 +348,7 @@ impl Server {
         let shared = Arc::new(Shared {
             models,
             by_name,
+            specs,
             dispatcher,
             metrics,
             config,
@@ -576,14 +404,7 @@ impl Server {
             shared: Arc::clone(&shared),
         })
         .max_decoding_message_size(shared.config.max_message_bytes);
-        let token = RequireToken {
-            expected: shared
-                .config
-                .token
-                .as_ref()
-                .map(|t| Arc::from(format!("Bearer {t}").into_bytes())),
-            metrics: Arc::clone(&shared.metrics),
-        };
+        let token = RequireToken::new(shared.config.token.as_deref(), Arc::clone(&shared.metrics));
         let service = tonic::service::interceptor::InterceptedService::new(service, token);
 
         let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
@@ -620,33 +441,5 @@ impl Server {
         served?;
         joined.map_err(|e| Error::Model(format!("worker join failed: {e}")))?;
         metrics_result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeout_header_parses() {
-        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
-        assert_eq!(
-            parse_grpc_timeout("99999999n"),
-            Some(Duration::from_nanos(99_999_999))
-        );
-        assert_eq!(parse_grpc_timeout("123456789S"), None);
-        assert_eq!(parse_grpc_timeout("m"), None);
-        assert_eq!(parse_grpc_timeout("-1m"), None);
-        assert_eq!(parse_grpc_timeout("10x"), None);
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"Bearer a", b"Bearer a"));
-        assert!(!constant_time_eq(b"Bearer a", b"Bearer b"));
-        assert!(!constant_time_eq(b"Bearer", b"Bearer a"));
     }
 }

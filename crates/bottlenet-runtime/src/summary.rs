@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::client::Answer;
+use crate::client::{Answer, server_fault};
+use crate::metrics::code_name;
 
 /// Accumulates answers; [`report`](Self::report) turns them into figures.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +16,8 @@ pub struct Summary {
     labelled: usize,
     correct: usize,
     fallbacks: usize,
+    server_errors: usize,
+    fallback_causes: BTreeMap<String, usize>,
     by_path: BTreeMap<String, usize>,
 }
 
@@ -40,6 +43,12 @@ pub struct SummaryReport {
     pub max_ms: f64,
     /// Answers that came from the phone because the server path failed.
     pub fallbacks: usize,
+    /// Of the fallbacks, those the server answered with an error of its own (INTERNAL,
+    /// UNKNOWN) rather than being unreachable, overloaded or too slow: a healthy
+    /// run has none.
+    pub server_errors: usize,
+    /// Fallbacks by the gRPC status of the failed server path (`UNAVAILABLE`, `INTERNAL`, …).
+    pub fallback_causes: BTreeMap<String, usize>,
     /// Requests served per path name (`rb1`, `cloud-only`, `mobile-only`, …).
     pub by_path: BTreeMap<String, usize>,
 }
@@ -74,6 +83,15 @@ impl Summary {
         if answer.fell_back {
             self.fallbacks += 1;
         }
+        if let Some(code) = answer.fallback_status {
+            *self
+                .fallback_causes
+                .entry(code_name(code).to_string())
+                .or_default() += 1;
+            if server_fault(code) {
+                self.server_errors += 1;
+            }
+        }
         *self
             .by_path
             .entry(answer.served_by.name().to_string())
@@ -104,6 +122,8 @@ impl Summary {
             p99_ms: percentile(&sorted, 0.99),
             max_ms: sorted.last().copied().unwrap_or(f64::NAN),
             fallbacks: self.fallbacks,
+            server_errors: self.server_errors,
+            fallback_causes: self.fallback_causes.clone(),
             by_path: self.by_path.clone(),
         }
     }
@@ -116,6 +136,7 @@ mod tests {
     use crate::policy::Choice;
 
     fn answer(ms: f64, top: usize, bytes: usize, served_by: Choice, fell_back: bool) -> Answer {
+        let fallback_status = fell_back.then_some(tonic::Code::Unavailable);
         Answer {
             request_id: 0,
             top_k: vec![ClassScore {
@@ -125,6 +146,7 @@ mod tests {
             }],
             served_by,
             fell_back,
+            fallback_status,
             tm_ms: 0.0,
             upload_ms: 0.0,
             tc_ms: 0.0,
@@ -166,5 +188,28 @@ mod tests {
         assert_eq!(r.by_path.get("rb1"), Some(&1));
         assert_eq!(r.by_path.get("mobile-only"), Some(&1));
         assert_eq!(r.by_path.get("cloud-only"), Some(&1));
+        assert_eq!(r.server_errors, 0, "an unreachable server is no server error");
+    }
+
+    #[test]
+    fn server_errors_are_counted_apart_from_other_fallbacks() {
+        let mut s = Summary::new();
+        let failed = |code| Answer {
+            fallback_status: Some(code),
+            ..answer(1.0, 0, 0, Choice::MobileOnly, true)
+        };
+        s.record(&failed(tonic::Code::Internal), None);
+        s.record(&failed(tonic::Code::Internal), None);
+        s.record(&failed(tonic::Code::Unavailable), None);
+        s.record(&failed(tonic::Code::ResourceExhausted), None);
+        s.record(&answer(1.0, 0, 10, Choice::Split("rb1".into()), false), None);
+        let r = s.report();
+        assert_eq!(r.fallbacks, 4);
+        assert_eq!(r.server_errors, 2);
+        assert_eq!(r.fallback_causes.get("INTERNAL"), Some(&2));
+        assert_eq!(r.fallback_causes.get("UNAVAILABLE"), Some(&1));
+        assert_eq!(r.fallback_causes.get("RESOURCE_EXHAUSTED"), Some(&1));
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["server_errors"], 2);
     }
 }

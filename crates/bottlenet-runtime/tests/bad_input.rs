@@ -261,3 +261,60 @@ async fn a_request_whose_deadline_passes_in_the_queue_is_dropped_unserved() {
     .await
     .expect("test finishes in time");
 }
+
+/// A frame whose header claims `shape` and `params` and whose payload is `len` bytes that no
+/// JPEG decoder accepts, with a correct CRC: only the header can be checked.
+fn undecodable_frame(shape: Shape, params: CodecParams, len: usize) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(bottlenet_codec::HEADER_LEN + len);
+    frame.extend_from_slice(b"BN");
+    frame.extend_from_slice(&[1, params.codec as u8, params.quality, params.bits]);
+    for side in [shape.channels, shape.height, shape.width] {
+        frame.extend_from_slice(&u16::try_from(side).expect("side").to_le_bytes());
+    }
+    frame.extend_from_slice(&0.0f32.to_le_bytes());
+    frame.extend_from_slice(&1.0f32.to_le_bytes());
+    frame.extend_from_slice(&u32::try_from(len).expect("len").to_le_bytes());
+    let payload = vec![0xFFu8; len];
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&frame);
+    crc.update(&payload);
+    frame.extend_from_slice(&crc.finalize().to_le_bytes());
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_headers_are_checked_against_the_split_before_anything_is_decoded() {
+    tokio::time::timeout(LIMIT, async {
+        let cloud = Arc::new(FakeCloud::new());
+        let server = start(loopback_config(), cloud.clone()).await;
+        let mut client = raw_client(&server).await;
+        let paper = CodecParams::paper();
+        let rb1 = Shape::new(2, 14, 14);
+        // The header parses, the CRC holds and the size is plausible: a decode-first server
+        // would spend ~0.1 s decoding the 4096×4096 claim and then answer "corrupt payload".
+        let huge = undecodable_frame(Shape::new(1, 4096, 4096), paper, 200_000);
+        assert!(bottlenet_codec::decode_header(&huge).is_ok());
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("4096x4096 claim", huge, "shape 1x4096x4096, the split expects 2x14x14"),
+            ("another quality", undecodable_frame(rb1, CodecParams { quality: 50, ..paper }, 400), "quality 50, the split expects 20"),
+            ("other bits", undecodable_frame(rb1, CodecParams { bits: 4, ..paper }, 400), "bits 4, the split expects 8"),
+            ("another codec", undecodable_frame(rb1, CodecParams { codec: bottlenet_codec::CodecKind::Jpeg, ..paper }, 400), "codec jpeg, the split expects jpeg-abbrev"),
+        ];
+        for (what, frame, named) in cases {
+            let status = client.infer(request(MODEL, "rb1", frame)).await.expect_err(what);
+            assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+            assert!(status.message().contains(named), "{what}: {}", status.message());
+        }
+        // Nothing reached the decoder or the model: no decode time was ever recorded for rb1.
+        let text = fetch_metrics(server.metrics.expect("metrics")).await;
+        assert!(!text.contains(r#"bottlenet_decode_seconds_count{model="fake",split="rb1"}"#), "{text}");
+        assert!(text.contains(r#"bottlenet_requests_total{model="fake",split="rb1",status="INVALID_ARGUMENT"} 4"#), "{text}");
+        assert_eq!(cloud.computed(), 0);
+        // And the server still answers a good frame.
+        assert_answers(&mut client, "rb1", &images(1, 21)[0]).await;
+        server.stop().await.expect("clean stop");
+    })
+    .await
+    .expect("test finishes in time");
+}

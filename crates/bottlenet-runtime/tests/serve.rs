@@ -303,16 +303,46 @@ async fn tls_with_a_bearer_token() {
         );
         assert_eq!(answer.top_k[0].index, want[0].index);
 
-        // A wrong token is a configuration error: returned, not hidden behind a phone answer.
-        let intruder = Client::connect(&url, phone.clone(), options(Some("guess")))
+        // A wrong or missing token is a configuration error: `connect` returns it, rather than
+        // starting a client that would answer every image on the phone.
+        for token in [Some("guess"), None] {
+            let refused = Client::connect(&url, phone.clone(), options(token))
+                .await
+                .expect_err("refused credentials");
+            assert!(matches!(&refused, Error::Unauthenticated(_)), "{token:?}: {refused:?}");
+            let line = refused.to_string();
+            assert!(line.contains("token") && !line.contains('\n'), "{line}");
+        }
+        // Over the raw protocol both are UNAUTHENTICATED, and never reach the model.
+        let computed = cloud.computed();
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .expect("url")
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(tls.ca_pem.clone().expect("ca")))
+                    .domain_name("localhost"),
+            )
+            .expect("tls config")
+            .connect()
             .await
-            .expect("lazy connect");
-        assert!(!intruder.server_up());
-        let status = intruder.server_status().await.expect_err("rejected");
-        assert!(
-            matches!(&status, Error::Rpc(s) if s.code() == tonic::Code::Unauthenticated),
-            "{status:?}"
-        );
+            .expect("TLS connects");
+        let frame = phone.encode("rb1", image).expect("encode");
+        for token in [Some("Bearer guess"), None] {
+            let mut req = tonic::Request::new(InferRequest {
+                model: MODEL.into(),
+                split: "rb1".into(),
+                frame: frame.clone(),
+                request_id: 1,
+                top_k: 1,
+            });
+            if let Some(t) = token {
+                req.metadata_mut().insert("authorization", t.parse().expect("ascii"));
+            }
+            let mut raw = bottlenet_runtime::proto::bottle_net_client::BottleNetClient::new(channel.clone());
+            let status = raw.infer(req).await.expect_err("refused");
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{token:?}: {status:?}");
+        }
+        assert_eq!(cloud.computed(), computed);
 
         // Plain-text gRPC to a TLS port fails.
         let plain = tonic::transport::Endpoint::from_shared(server.url())

@@ -2,10 +2,10 @@
 //! test images; prints accuracy, bytes sent, latency percentiles and which path served how many.
 
 use crate::serving::BundlePhone;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use bottlenet_data::Augment;
 use bottlenet_model::{Bundle, DeviceChoice};
-use bottlenet_runtime::{Client, ClientOptions, Image, PhoneHalf, SplitMode, Summary};
+use bottlenet_runtime::{Client, ClientOptions, ClientTls, Image, PhoneHalf, SplitMode, Summary};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -13,9 +13,18 @@ use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// Server URL, e.g. http://127.0.0.1:50051.
+    /// Server URL, e.g. http://127.0.0.1:50051, or https://HOST:PORT for a server with TLS.
     #[arg(long)]
     pub server: String,
+    /// The CA certificate (PEM) that signed the server's TLS certificate (its own certificate,
+    /// when self-signed); needs an https:// URL. Without it an https:// server is checked
+    /// against the system's roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Send `authorization: Bearer <token>`, the token being this file's first line (the file
+    /// given to `serve --token-file`).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Model bundle folder (the phone's halves).
     #[arg(long)]
     pub bundle: PathBuf,
@@ -80,7 +89,33 @@ fn algorithm1(args: &InferArgs) -> Result<bottlenet_runtime::Algorithm1> {
     Ok(bottlenet_runtime::Algorithm1::new(Reselector::new(costs, Network::preset(args.network), config)?))
 }
 
+/// TLS and the token of `args`, checked before any model is loaded.
+fn connection(args: &InferArgs, options: &mut ClientOptions) -> Result<()> {
+    if let Some(ca) = &args.ca {
+        if !args.server.starts_with("https://") {
+            bail!("--ca needs an https:// server URL, got {}", args.server);
+        }
+        let ca_pem = std::fs::read(ca).with_context(|| format!("reading the CA certificate {}", ca.display()))?;
+        options.tls = Some(ClientTls { ca_pem: Some(ca_pem), domain: None });
+    }
+    options.token = args.token_file.as_deref().map(super::serve::read_token).transpose()?;
+    Ok(())
+}
+
+/// A refused token becomes one line that says which flag fixes it; the phone never answers
+/// alone for it.
+fn explain(err: bottlenet_runtime::Error, server: &str, doing: String) -> anyhow::Error {
+    match err {
+        bottlenet_runtime::Error::Unauthenticated(why) => {
+            anyhow!("{server} refused the call ({why}): pass the token the server was started with as --token-file FILE")
+        }
+        other => anyhow::Error::new(other).context(doing),
+    }
+}
+
 pub fn run(args: InferArgs) -> Result<()> {
+    // Connection flags and the cloud-only quality are checked before any model loads.
+    let mut options = client_options(&args)?;
     let device = super::device_ready(args.device)?.device()?;
     let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {}", args.bundle.display()))?;
     let manifest = mobile.manifest.clone();
@@ -99,21 +134,24 @@ pub fn run(args: InferArgs) -> Result<()> {
         None => SplitMode::Fixed(phone.splits().into_iter().next().context("bundle has no splits")?),
     };
     if !args.images.is_empty() {
-        return classify_files(&args, phone, mode, &manifest);
+        options.mode = mode;
+        return classify_files(&args, phone, options, &manifest);
     }
     let (data, _) = super::open_bundle_data(args.data.as_deref(), &manifest)?;
     let test = data.test;
     let total = args.limit.unwrap_or(test.len()).min(test.len());
-    let options = client_options(&args, mode)?;
+    options.mode = mode;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let report = runtime.block_on(async {
-        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options).await.with_context(|| format!("connecting to {}", args.server))?;
+        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options)
+            .await
+            .map_err(|e| explain(e, &args.server, format!("connecting to {}", args.server)))?;
         let bar = super::progress(args.json, total as u64, "infer".into());
         let mut summary = Summary::new();
         for i in 0..total {
             let raw = test.raw(i, Augment::Eval)?;
             let image = chw(&raw.image)?;
-            let answer = client.infer(&image).await.with_context(|| format!("image {i}"))?;
+            let answer = client.infer(&image).await.map_err(|e| explain(e, &args.server, format!("image {i}")))?;
             summary.record(&answer, Some(raw.label as usize));
             bar.inc(1);
         }
@@ -125,7 +163,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     } else {
         let accuracy = report.accuracy.map_or("n/a".to_string(), |a| format!("{:.2}%", 100.0 * a));
         println!(
-            "{} images: top-1 {accuracy}, mean {:.1} B sent, latency mean {:.2} ms (phone {:.2} + upload {:.2} + server {:.2}) p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {} fallbacks",
+            "{} images: top-1 {accuracy}, mean {:.1} B sent, latency mean {:.2} ms (phone {:.2} + upload {:.2} + server {:.2}) p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {} fallbacks ({} server errors)",
             report.requests,
             report.mean_bytes,
             report.mean_ms,
@@ -135,7 +173,8 @@ pub fn run(args: InferArgs) -> Result<()> {
             report.p50_ms,
             report.p95_ms,
             report.p99_ms,
-            report.fallbacks
+            report.fallbacks,
+            report.server_errors
         );
         for (path, n) in &report.by_path {
             println!("  {path}: {n}");
@@ -144,10 +183,11 @@ pub fn run(args: InferArgs) -> Result<()> {
     Ok(())
 }
 
-/// The client's options: top-k, and the cloud-only input quality (`--input-quality`, else the
-/// quality `--results` measured cloud-only at, else 90).
-fn client_options(args: &InferArgs, mode: SplitMode) -> Result<ClientOptions> {
-    let mut options = ClientOptions::new(mode);
+/// The client's options but the path: TLS and token, top-k, and the cloud-only input quality
+/// (`--input-quality`, else the quality `--results` measured cloud-only at, else 90).
+fn client_options(args: &InferArgs) -> Result<ClientOptions> {
+    let mut options = ClientOptions::new(SplitMode::MobileOnly);
+    connection(args, &mut options)?;
     options.top_k = args.top_k;
     let measured_quality = match &args.results {
         Some(path) => bottlenet_partition::TrainingResults::load(path)?.cloud_only.quality,
@@ -172,7 +212,7 @@ struct FileAnswer {
 }
 
 /// `infer --images`: the user's own photos, prepared as the bundle's training data was.
-fn classify_files(args: &InferArgs, phone: BundlePhone, mode: SplitMode, manifest: &bottlenet_model::Manifest) -> Result<()> {
+fn classify_files(args: &InferArgs, phone: BundlePhone, options: ClientOptions, manifest: &bottlenet_model::Manifest) -> Result<()> {
     let [channels, height, width] = manifest.input_shape;
     if height != width {
         bail!("--images needs a bundle with a square input; this one takes {height}×{width}");
@@ -187,13 +227,14 @@ fn classify_files(args: &InferArgs, phone: BundlePhone, mode: SplitMode, manifes
             chw(&raw)
         })
         .collect::<Result<Vec<_>>>()?;
-    let options = client_options(args, mode)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let answers = runtime.block_on(async {
-        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options).await.with_context(|| format!("connecting to {}", args.server))?;
+        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options)
+            .await
+            .map_err(|e| explain(e, &args.server, format!("connecting to {}", args.server)))?;
         let mut answers = Vec::with_capacity(images.len());
         for (path, image) in args.images.iter().zip(&images) {
-            let answer = client.infer(image).await.with_context(|| format!("classifying {}", path.display()))?;
+            let answer = client.infer(image).await.map_err(|e| explain(e, &args.server, format!("classifying {}", path.display())))?;
             answers.push(FileAnswer {
                 file: path.clone(),
                 top_k: answer.top_k.iter().map(|c| (c.label.clone(), c.score)).collect(),

@@ -2,12 +2,12 @@
 //! restoration + tail, plus the whole network for the cloud-only path.
 
 use crate::serving::BundleCloud;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bottlenet_model::{Bundle, DeviceChoice};
-use bottlenet_runtime::{CloudHalf, Server, ServerConfig, shutdown_signal};
+use bottlenet_runtime::{CloudHalf, Server, ServerConfig, TlsIdentity, shutdown_signal};
 use clap::Args;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Args)]
@@ -15,9 +15,24 @@ pub struct ServeArgs {
     /// Model bundle folder.
     #[arg(long)]
     pub bundle: PathBuf,
-    /// gRPC listening address (loopback by default; use 0.0.0.0:PORT to accept remote phones).
+    /// gRPC listening address (loopback by default). Remote phones need a non-loopback address
+    /// such as 0.0.0.0:PORT, which is refused without --tls-cert/--tls-key unless --insecure.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub addr: SocketAddr,
+    /// TLS certificate chain (PEM); phones then connect to https://HOST:PORT.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require `authorization: Bearer <token>` on every call; the token is this file's first
+    /// line. Calls without it get UNAUTHENTICATED.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Serve plain text on a non-loopback address (frames, answers and the token travel
+    /// unencrypted): only on a private network or behind a TLS-terminating proxy.
+    #[arg(long)]
+    pub insecure: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
@@ -41,7 +56,49 @@ pub struct ServeArgs {
     pub device: DeviceChoice,
 }
 
+/// The bearer token in `path`: its first line, surrounding whitespace removed (shared by
+/// `serve --token-file` and `infer --token-file`, so one file configures both ends).
+pub fn read_token(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        bail!("the token file {} is empty; put the token on its first line", path.display());
+    }
+    Ok(token.to_string())
+}
+
+/// The server configuration of `args`, checked (the address rule included) before any model
+/// is loaded.
+fn server_config(args: &ServeArgs) -> Result<ServerConfig> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            TlsIdentity::from_files(cert, key)
+                .with_context(|| format!("reading the TLS certificate {} and key {}", cert.display(), key.display()))?,
+        ),
+        _ => None,
+    };
+    let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let config = ServerConfig {
+        addr: args.addr,
+        max_batch: args.max_batch,
+        max_delay_ms: args.max_delay_ms,
+        max_queue: args.max_queue,
+        workers: args.workers,
+        metrics_addr: args.metrics_addr,
+        token,
+        tls,
+        insecure: args.insecure,
+        ..ServerConfig::default()
+    };
+    config.validate()?;
+    if config.tls.is_none() && !config.addr.ip().is_loopback() {
+        tracing::warn!(addr = %config.addr, "serving plain text on a non-loopback address (--insecure)");
+    }
+    Ok(config)
+}
+
 pub fn run(args: ServeArgs) -> Result<()> {
+    let config = server_config(&args)?;
     let device = super::device_ready(args.device)?.device()?;
     let cloud = Bundle::load_cloud(&args.bundle, &device).with_context(|| format!("loading the server halves of {}", args.bundle.display()))?;
     let network = Bundle::load_full(&args.bundle, &device).with_context(|| format!("loading the full network of {}", args.bundle.display()))?;
@@ -50,21 +107,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {} (for cloud-only)", args.bundle.display()))?;
         model = model.with_full(mobile);
     }
-    let config = ServerConfig {
-        addr: args.addr,
-        max_batch: args.max_batch,
-        max_delay_ms: args.max_delay_ms,
-        max_queue: args.max_queue,
-        workers: args.workers,
-        metrics_addr: args.metrics_addr,
-        ..ServerConfig::default()
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let (tls, token_required) = (config.tls.is_some(), config.token.is_some());
     runtime.block_on(async move {
         let name = model.model_name().to_string();
         let splits = model.splits();
         let server = Server::bind(config, vec![Arc::new(model) as Arc<dyn CloudHalf>]).await.context("starting the server")?;
-        println!("serving {name} splits {} on {}", splits.join(","), server.local_addr()?);
+        let scheme = if tls { "https" } else { "http" };
+        println!("serving {name} splits {} on {scheme}://{}", splits.join(","), server.local_addr()?);
+        tracing::info!(model = %name, tls, token = token_required, "server started");
         if let Some(metrics) = server.metrics_addr()? {
             println!("metrics on http://{metrics}/metrics");
         }

@@ -113,13 +113,15 @@ impl Gate {
     }
 }
 
-/// The server half. `delay` makes each batch slow, `gate` holds each batch until opened;
-/// `computed` counts samples run, `started` batches begun.
+/// The server half. `delay` makes each batch slow, `gate` holds each batch until opened,
+/// `fail` makes every batch fail (a model error: INTERNAL); `computed` counts samples run,
+/// `batches` batches begun.
 #[derive(Debug, Default)]
 pub struct FakeCloud {
     pub names: Vec<String>,
     pub delay: Duration,
     pub gate: Option<Arc<Gate>>,
+    pub fail: bool,
     pub computed: AtomicUsize,
     pub batches: AtomicUsize,
 }
@@ -145,13 +147,20 @@ impl FakeCloud {
             ..Default::default()
         }
     }
+    pub fn failing() -> Self {
+        FakeCloud {
+            names: class_names(),
+            fail: true,
+            ..Default::default()
+        }
+    }
     pub fn computed(&self) -> usize {
         self.computed.load(Ordering::SeqCst)
     }
     pub fn batches(&self) -> usize {
         self.batches.load(Ordering::SeqCst)
     }
-    fn work(&self, n: usize) {
+    fn work(&self, n: usize) -> Result<()> {
         self.computed.fetch_add(n, Ordering::SeqCst);
         self.batches.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
@@ -160,6 +169,10 @@ impl FakeCloud {
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
+        if self.fail {
+            return Err(Error::model("injected model failure"));
+        }
+        Ok(())
     }
 }
 
@@ -176,6 +189,9 @@ impl CloudHalf for FakeCloud {
     fn feature_shape(&self, split: &str) -> Option<Shape> {
         shape_of(split)
     }
+    fn codec_params(&self, split: &str) -> Option<CodecParams> {
+        shape_of(split).map(|_| CodecParams::paper())
+    }
     fn tail(&self, split: &str, features: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
         let shape = shape_of(split).ok_or_else(|| Error::UnknownSplit {
             model: MODEL.into(),
@@ -185,7 +201,7 @@ impl CloudHalf for FakeCloud {
             features.iter().all(|f| f.shape == shape),
             "server must check shapes before the tail"
         );
-        self.work(features.len());
+        self.work(features.len())?;
         Ok(features.iter().map(|f| region_means(&f.data)).collect())
     }
     fn decode_image(&self, jpeg: &[u8]) -> Result<FeatureTensor> {
@@ -195,7 +211,7 @@ impl CloudHalf for FakeCloud {
         image_to_tensor(&pixels)
     }
     fn full(&self, inputs: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
-        self.work(inputs.len());
+        self.work(inputs.len())?;
         Ok(inputs.iter().map(|f| region_means(&f.data)).collect())
     }
 }
