@@ -34,6 +34,14 @@ pub enum Error {
     ImplausibleSize { payload: usize, pixels: usize },
     #[error("corrupt {codec} payload: {reason}")]
     CorruptPayload { codec: &'static str, reason: String },
+    #[error("a photo has 1 (grayscale) or 3 (RGB) channels, got {0}")]
+    BadPhotoChannels(usize),
+    #[error("photo of {width}x{height} pixels is outside baseline JPEG's limits (each side 1 to 65535)")]
+    BadPhotoSize { width: usize, height: usize },
+    #[error("JPEG photo is {found}, expected {expected}; refused before decoding its scan")]
+    PhotoMismatch { found: String, expected: String },
+    #[error("unknown chroma sampling {0:?}; expected one of: 420 (4:2:0), 444 (4:4:4)")]
+    UnknownSampling(String),
     #[error("{codec} encoder failed: {reason}")]
     Encoder { codec: &'static str, reason: String },
 }

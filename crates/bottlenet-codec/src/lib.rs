@@ -1,6 +1,8 @@
 //! `bottlenet-codec` owns everything between one sample's feature tensor and the bytes on the
 //! wire: the min–max quantizer (paper eq. 1), channel tiling (§2.2), the image codecs (baseline
-//! JPEG full and abbreviated, PNG, raw) and the versioned, checksummed wire frame.
+//! JPEG full and abbreviated, PNG, raw) and the versioned, checksummed wire frame. For the
+//! cloud-only candidate it also owns the colour JPEG of the input photo (`photo`: YCbCr 4:2:0 or
+//! 4:4:4, DESIGN §1), which travels as a standard JPEG file rather than a feature frame.
 //!
 //! It must not depend on a deep-learning framework: the phone, the server and the training loop
 //! all call it with plain `f32` slices, so the pixels the server decodes are the pixels training saw.
@@ -18,6 +20,7 @@ pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod jpeg;
+pub mod photo;
 pub mod quantize;
 pub mod synthetic;
 pub mod tensor;
@@ -26,4 +29,5 @@ pub mod tile;
 pub use codec::{CodecKind, CodecParams, GrayImage, ImageCodec};
 pub use error::{Error, Result};
 pub use frame::{FrameHeader, HEADER_LEN, decode, decode_header, encode, roundtrip_batch};
+pub use photo::{ChromaSampling, PhotoJpeg, decode_photo};
 pub use tensor::{FeatureTensor, Shape};

@@ -1,6 +1,7 @@
 //! Seeded synthetic feature tensors that look like post-ReLU activations: smooth spatial
 //! structure (a few low-frequency waves per channel) plus noise, with about half the values
 //! clamped to zero. Used by `bottlenet codec`, the benches and tests when no real tensor is given.
+//! Also a synthetic input photo for the cloud-only codec (`photo.rs`).
 
 use crate::tensor::{FeatureTensor, Shape};
 use rand::{Rng, SeedableRng};
@@ -36,6 +37,44 @@ pub fn relu_like(shape: Shape, seed: u64) -> FeatureTensor {
     FeatureTensor { shape, data }
 }
 
+/// A photo-like planar CHW image (3 channels: R, G, B; any other count: each plane the luma):
+/// smooth colour gradients with a saturated red disc and a blue bar on top, the same on every
+/// machine. The shapes' edges ramp over [`PHOTO_EDGE`] pixels, as a lens blurs them; a hard
+/// one-pixel colour edge is beyond what 4:2:0 chroma can carry at any quality.
+pub fn photo(channels: usize, height: usize, width: usize) -> Vec<u8> {
+    let (h, w) = (height.max(1) as f32, width.max(1) as f32);
+    let (cx, cy, radius) = (0.62 * w, 0.4 * h, 0.2 * w.min(h));
+    // Coverage of a shape from the signed distance to its edge (negative inside), in pixels.
+    let coverage = |distance: f32| (0.5 - distance / PHOTO_EDGE).clamp(0.0, 1.0);
+    let mut planes = vec![Vec::with_capacity(height * width); channels];
+    for y in 0..height {
+        for x in 0..width {
+            let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+            let (u, v) = (px / w, py / h);
+            let mut rgb = [255.0 * u, 255.0 * v, 255.0 * (1.0 - 0.5 * (u + v))];
+            let disc = coverage(((px - cx).powi(2) + (py - cy).powi(2)).sqrt() - radius);
+            let bar = coverage((0.15 * w - px).max(px - 0.3 * w).max(0.55 * h - py).max(py - 0.9 * h));
+            for (colour, alpha) in [([230.0, 40.0, 30.0], disc), ([20.0, 60.0, 200.0], bar)] {
+                for (value, target) in rgb.iter_mut().zip(colour) {
+                    *value += alpha * (target - *value);
+                }
+            }
+            if channels == 3 {
+                for (plane, value) in planes.iter_mut().zip(rgb) {
+                    plane.push(value.round() as u8);
+                }
+            } else {
+                let luma = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).round() as u8;
+                planes.iter_mut().for_each(|plane| plane.push(luma));
+            }
+        }
+    }
+    planes.concat()
+}
+
+/// Width in pixels over which [`photo`]'s shapes blend into the background.
+pub const PHOTO_EDGE: f32 = 3.0;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +88,23 @@ mod tests {
         let zeros = a.data.iter().filter(|&&v| v == 0.0).count() as f64 / a.data.len() as f64;
         assert!(a.data.iter().all(|&v| v >= 0.0));
         assert!((0.2..0.9).contains(&zeros), "zero fraction {zeros}");
+    }
+
+    #[test]
+    fn photo_has_its_shapes_and_a_luma_plane_for_gray() {
+        let (h, w) = (48, 64);
+        let rgb = photo(3, h, w);
+        assert_eq!(rgb.len(), 3 * h * w);
+        assert_eq!(rgb, photo(3, h, w));
+        let at = |c: usize, y: usize, x: usize| rgb[c * h * w + y * w + x];
+        // Disc centre (0.62 w, 0.4 h) is red, bar centre (0.225 w, 0.725 h) is blue.
+        let (dy, dx) = ((0.4 * h as f32) as usize, (0.62 * w as f32) as usize);
+        assert_eq!((at(0, dy, dx), at(1, dy, dx), at(2, dy, dx)), (230, 40, 30));
+        let (by, bx) = ((0.725 * h as f32) as usize, (0.225 * w as f32) as usize);
+        assert_eq!((at(0, by, bx), at(1, by, bx), at(2, by, bx)), (20, 60, 200));
+        let gray = photo(1, h, w);
+        assert_eq!(gray.len(), h * w);
+        let luma = 0.299 * 230.0 + 0.587 * 40.0 + 0.114 * 30.0;
+        assert!((f32::from(gray[dy * w + dx]) - luma).abs() <= 0.5 + 1e-3);
     }
 }
