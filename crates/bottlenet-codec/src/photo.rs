@@ -160,10 +160,10 @@ impl PhotoJpeg {
 
 /// Decodes a JPEG photo that must be `channels × height × width` into planar CHW pixels.
 ///
-/// The headers are read and compared first: a different size, channel count, or a progressive
-/// or other non-baseline frame is refused with [`Error::PhotoMismatch`] before the scan is
-/// decoded; so is a file that does not end with EOI (truncated, or trailing data). Any chroma
-/// sampling is accepted (the decoder upsamples it). The caller's expected
+/// The headers are read and compared first: a different size or channel count, or a
+/// progressive frame, is refused with [`Error::PhotoMismatch`] before the scan is decoded; a file
+/// that does not end with EOI (truncated, or trailing data) is refused as corrupt, also before
+/// the scan. Any chroma sampling is accepted (the decoder upsamples it). The caller's expected
 /// size bounds the memory spent: `channels·height·width` bytes plus the decoder's row buffers.
 pub fn decode_photo(bytes: &[u8], channels: usize, height: usize, width: usize) -> Result<Vec<u8>> {
     let (_, _, len) = check_photo(channels, height, width)?;

@@ -89,4 +89,22 @@ mod tests {
         assert!(a.data.iter().all(|&v| v >= 0.0));
         assert!((0.2..0.9).contains(&zeros), "zero fraction {zeros}");
     }
+
+    #[test]
+    fn photo_has_its_shapes_and_a_luma_plane_for_gray() {
+        let (h, w) = (48, 64);
+        let rgb = photo(3, h, w);
+        assert_eq!(rgb.len(), 3 * h * w);
+        assert_eq!(rgb, photo(3, h, w));
+        let at = |c: usize, y: usize, x: usize| rgb[c * h * w + y * w + x];
+        // Disc centre (0.62 w, 0.4 h) is red, bar centre (0.225 w, 0.725 h) is blue.
+        let (dy, dx) = ((0.4 * h as f32) as usize, (0.62 * w as f32) as usize);
+        assert_eq!((at(0, dy, dx), at(1, dy, dx), at(2, dy, dx)), (230, 40, 30));
+        let (by, bx) = ((0.725 * h as f32) as usize, (0.225 * w as f32) as usize);
+        assert_eq!((at(0, by, bx), at(1, by, bx), at(2, by, bx)), (20, 60, 200));
+        let gray = photo(1, h, w);
+        assert_eq!(gray.len(), h * w);
+        let luma = 0.299 * 230.0 + 0.587 * 40.0 + 0.114 * 30.0;
+        assert!((f32::from(gray[dy * w + dx]) - luma).abs() <= 0.5 + 1e-3);
+    }
 }
