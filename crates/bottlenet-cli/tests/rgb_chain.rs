@@ -81,10 +81,10 @@ impl Served {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let line = lines.next().expect("serve printed nothing").unwrap();
-        // "serving MODEL splits RB1,... on 127.0.0.1:PORT"
-        let addr = line.rsplit(' ').next().unwrap().to_string();
-        assert!(line.starts_with("serving "), "unexpected first line from serve: {line}");
-        Self { child, url: format!("http://{addr}") }
+        // "serving MODEL splits RB1,... on http://127.0.0.1:PORT"
+        let url = line.rsplit(' ').next().unwrap().to_string();
+        assert!(line.starts_with("serving ") && url.starts_with("http://127.0.0.1:"), "unexpected first line from serve: {line}");
+        Self { child, url }
     }
 }
 
