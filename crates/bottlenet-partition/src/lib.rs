@@ -26,6 +26,7 @@
 // Tests unwrap freely: a panic there is a failure report, not a crash on user data.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod atomic;
 pub mod candidates;
 pub mod error;
 mod json_file;
@@ -36,6 +37,7 @@ pub mod results;
 pub mod search;
 pub mod select;
 
+pub use atomic::write_atomic;
 pub use candidates::{CLOUD_ONLY, CandidateCosts, CandidateKind, MOBILE_ONLY, wire_bytes};
 pub use error::{Error, Result};
 pub use network::{Network, NetworkPreset};

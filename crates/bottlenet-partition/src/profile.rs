@@ -129,7 +129,7 @@ impl Profile {
     /// Validates and writes the profile atomically (temporary file, then rename).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.validate()?;
-        json_file::write_atomic(path.as_ref(), self, "profile")
+        json_file::write_json(path.as_ref(), self, "profile")
     }
 
     /// Checks every invariant stated on the fields.

@@ -94,7 +94,7 @@ impl TrainingResults {
     /// Validates and writes the file atomically (temporary file, then rename).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.validate()?;
-        json_file::write_atomic(path.as_ref(), self, "results file")
+        json_file::write_json(path.as_ref(), self, "results file")
     }
 
     /// Checks every invariant stated on the fields.

@@ -326,3 +326,37 @@ proptest! {
         prop_assert_eq!(text.parse::<Shard>().unwrap(), Shard::new(count - 1, count).unwrap());
     }
 }
+
+/// The committed search for the paper's network (configs/search/resnet50.toml, used by deploy/)
+/// parses and spans the paper's grid: RB1..RB16 × c' ∈ {1, 2, 5, 10} × s ∈ {1, 2} at q20,
+/// compression-aware, 2-point tolerance — 128 configurations.
+#[test]
+fn committed_resnet50_search_has_the_papers_128_configurations() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/search/resnet50.toml");
+    let spec = SearchSpec::load(&path).unwrap();
+    assert_eq!(spec.name, "resnet50");
+    assert_eq!(spec.tolerance_points, 2.0);
+    assert_eq!(spec.base, Path::new("configs/search/resnet50-base.toml"));
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(&spec.base)
+            .is_file(),
+        "base {} is not committed",
+        spec.base.display()
+    );
+    // ResNet-50 has 16 residual blocks (paper §3.2).
+    let grid = spec.grid(16).unwrap();
+    assert_eq!(grid.len(), 16 * 4 * 2);
+    let set = |f: fn(&SearchConfig) -> u32| grid.iter().map(f).collect::<BTreeSet<u32>>();
+    assert_eq!(set(|c| c.split), (1..=16).collect());
+    assert_eq!(set(|c| c.c_prime), BTreeSet::from([1, 2, 5, 10]));
+    assert_eq!(set(|c| c.s), BTreeSet::from([1, 2]));
+    assert!(grid.iter().all(|c| c.quality == 20
+        && c.mode == SearchMode::Aware
+        && c.codec == "jpeg-abbrev"
+        && c.bits == 8));
+    let ids: BTreeSet<String> = grid.iter().map(SearchConfig::id).collect();
+    assert_eq!(ids.len(), 128);
+    assert!(ids.contains("RB1-c1-s2-q20") && ids.contains("RB16-c10-s2-q20"));
+}

@@ -72,11 +72,8 @@ fn render(
         writer.write_image_data(&buffer).map_err(png_error)?;
         writer.finish().map_err(png_error)?;
     }
-    std::fs::write(path, encoded).map_err(|source| Error::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    })
+    // Atomic like every other report file (see report.rs).
+    Ok(bottlenet_partition::write_atomic(path, &encoded)?)
 }
 
 /// A categorical axis: category `i` sits at `i`, the axis spans `-0.5 ..= n − 0.5`, and its key

@@ -39,12 +39,10 @@ pub struct ReportFiles {
     pub tables: Tables,
 }
 
+/// Every report file goes through the project's atomic write: a reader (or a crash) never sees
+/// half a table, and a file of the same name is replaced, not rewritten in place.
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| Error::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(bottlenet_partition::write_atomic(path, text.as_bytes())?)
 }
 
 /// Computes Tables 4 and 5 and writes them (Markdown and CSV) with every plot whose input is

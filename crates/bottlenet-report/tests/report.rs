@@ -353,3 +353,46 @@ fn bad_fig_7_points_are_rejected() {
     let err = write_report(&inputs, tempfile::tempdir().unwrap().path()).unwrap_err();
     assert!(err.to_string().contains("mean bytes"), "{err}");
 }
+
+/// Regression: report files were written in place (`fs::write`), so a crash left half a table
+/// and a file of the same name that is a hard link (a user's copy, a backup) was overwritten
+/// through the link. Every file — Markdown, CSV, PNG — must be replaced by a rename instead, and
+/// no temporary file may stay behind.
+#[test]
+fn report_files_were_rewritten_in_place_instead_of_replaced_atomically() {
+    let mut inputs = paper_inputs();
+    inputs.feature_sizes = Some(resnet50_feature_sizes());
+    let fresh = tempfile::tempdir().unwrap();
+    let names: Vec<String> = write_report(&inputs, fresh.path())
+        .unwrap()
+        .written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for kind in [".md", ".csv", ".png"] {
+        assert!(names.iter().any(|n| n.ends_with(kind)), "no {kind} file in {names:?}");
+    }
+
+    let out = tempfile::tempdir().unwrap();
+    for name in &names {
+        let keep = out.path().join(format!("keep-{name}"));
+        std::fs::write(&keep, b"the user's copy").unwrap();
+        std::fs::hard_link(&keep, out.path().join(name)).unwrap();
+    }
+    write_report(&inputs, out.path()).unwrap();
+    for name in &names {
+        let keep = std::fs::read(out.path().join(format!("keep-{name}"))).unwrap();
+        assert_eq!(keep, b"the user's copy", "{name} was rewritten through its hard link");
+        let written = std::fs::read(out.path().join(name)).unwrap();
+        assert_eq!(written, std::fs::read(fresh.path().join(name)).unwrap(), "{name}");
+    }
+    let mut left: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut expected: Vec<String> =
+        names.iter().flat_map(|n| [n.clone(), format!("keep-{n}")]).collect();
+    expected.sort();
+    assert_eq!(left, expected, "temporary files left behind");
+}
