@@ -53,6 +53,17 @@ fn demo_measures_every_setup_and_writes_the_report() {
     let bytes = |setup: &str| rows.iter().find(|r| r["network"] == "3G" && r["setup"] == setup).unwrap()["mean_bytes"].as_f64().unwrap();
     assert!(bytes("BottleNet") < bytes("cloud-only") / 3.0);
     assert_eq!(report["choices"].as_array().unwrap().len(), 2);
+    // Beside the measured table, the paper's own devices: Algorithm 1 puts the cut after RB1 on
+    // every network there (paper §3.3), and the demo says why this machine differs.
+    let paper = &report["paper"];
+    let paper_choices: Vec<&str> = paper["choices"].as_array().unwrap().iter().map(|c| c[1].as_str().unwrap()).collect();
+    assert_eq!(paper_choices, ["RB1", "RB1"], "{paper}");
+    assert!(paper["table5_markdown"].as_str().unwrap().contains("| BottleNet |"), "{paper}");
+    let ratio_paper = paper["phone_to_server_paper"].as_f64().unwrap();
+    assert!(ratio_paper > 5.0, "the TX2 is far slower than the 1080 Ti: {paper}");
+    assert!(paper["why"].as_str().unwrap().contains('×'), "{paper}");
+    let demo_md = std::fs::read_to_string(out.path().join("demo.md")).unwrap();
+    assert!(demo_md.contains("on the paper's devices"), "{demo_md}");
     for file in ["demo.md", "demo.json", "demo_breakdown.png", "table4.md", "table5.md", "latency.png", "energy.png", "results.json", "mobile-profile.json", "cloud-profile.json"] {
         assert!(out.path().join(file).is_file(), "missing {file}");
     }

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::resnet::ResNet;
-use burn::store::{ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 use std::path::Path;
 
 /// What to take from a checkpoint.
@@ -53,17 +53,36 @@ fn check_result(path: &Path, result: &ApplyResult, options: ImportOptions) -> Re
     }
 }
 
+fn is_safetensors(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+}
+
+/// How many classes a torchvision checkpoint's classifier predicts (the length of `fc.bias`), or
+/// `None` when the checkpoint has no `fc`. Reads only the tensor index, not the weights.
+pub fn checkpoint_classes(path: &Path) -> Result<Option<usize>> {
+    if !path.is_file() {
+        return Err(Error::Checkpoint { path: path.to_path_buf(), reason: "no such file".into() });
+    }
+    let unreadable = |e: &dyn std::fmt::Display| Error::Checkpoint { path: path.to_path_buf(), reason: e.to_string() };
+    if is_safetensors(path) {
+        let mut store = SafetensorsStore::from_file(path);
+        Ok(store.get_tensor("fc.bias").map_err(|e| unreadable(&e))?.and_then(|bias| bias.shape.first().copied()))
+    } else {
+        let mut store = PytorchStore::from_file(path);
+        Ok(store.get_tensor("fc.bias").map_err(|e| unreadable(&e))?.and_then(|bias| bias.shape.first().copied()))
+    }
+}
+
 /// Loads a torchvision ResNet checkpoint into `model` (built with the same architecture).
 ///
 /// `.safetensors` files are read with burn's SafeTensors reader, everything else as a PyTorch
 /// pickle (`torch.save(model.state_dict(), path)`). Fails, listing every key, when the checkpoint
 /// misses a parameter, holds one the model lacks, or holds one of another shape.
 pub fn load_torchvision(mut model: ResNet, path: &Path, options: ImportOptions) -> Result<ResNet> {
-    let is_safetensors = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
     if !path.is_file() {
         return Err(Error::Checkpoint { path: path.to_path_buf(), reason: "no such file".into() });
     }
-    let result = if is_safetensors {
+    let result = if is_safetensors(path) {
         let mut store = SafetensorsStore::from_file(path)
             .with_from_adapter(PyTorchToBurnAdapter)
             .skip_enum_variants(true)

@@ -42,7 +42,7 @@ pub use bundle::{
 };
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
-pub use import::{ImportOptions, load_torchvision};
+pub use import::{ImportOptions, checkpoint_classes, load_torchvision};
 pub use info::{InfoRow, InfoTable, SplitPoint, model_info, split_points};
 pub use resnet::{BasicBlock, Block, BottleneckBlock, ResNet, ResNetHead, ResNetTail};
 pub use straight_through::codec_straight_through;

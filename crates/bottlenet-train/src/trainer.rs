@@ -6,7 +6,7 @@ use crate::config::{ExperimentConfig, OptimizerKind, Schedule, TrainMode};
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalReport, batch_tensors, count_correct, evaluate};
 use bottlenet_data::{BatchOptions, Batcher, DatasetPair};
-use bottlenet_model::{BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, ImportOptions, Normalization, ResNet, SplitStats, load_torchvision};
+use bottlenet_model::{BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, ImportOptions, Normalization, ResNet, SplitStats, checkpoint_classes, load_torchvision};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
@@ -49,6 +49,9 @@ pub struct TrainResult {
     pub seconds: f64,
     /// The bundle folder (split models only).
     pub bundle: Option<PathBuf>,
+    /// One-line notes for the user, e.g. that a checkpoint's classifier was re-initialised.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The learning rate at a point of the run.
@@ -135,13 +138,21 @@ fn load_weights(model: BottleNet, path: &Path) -> Result<BottleNet> {
     Ok(loaded.set_require_grad(true))
 }
 
-/// The starting model: scratch, a previous run's backbone, or torchvision weights.
-fn initial_model(config: &ExperimentConfig, model_config: &BottleNetConfig, device: &Device) -> Result<BottleNet> {
+/// The starting model: scratch, a previous run's backbone, or torchvision weights. Notes for the
+/// user (a re-initialised classifier) are pushed onto `notes`.
+fn initial_model(config: &ExperimentConfig, model_config: &BottleNetConfig, device: &Device, notes: &mut Vec<String>) -> Result<BottleNet> {
     let Some(init) = &config.train.init else { return Ok(BottleNet::new(model_config, device)?) };
     let extension = init.extension().and_then(|e| e.to_str()).unwrap_or("");
     let backbone: ResNet = if matches!(extension, "pth" | "pt" | "safetensors") {
         let fresh = ResNet::new(&model_config.backbone(), device)?;
-        let include_fc = model_config.num_classes == 1000;
+        // The checkpoint's classifier is kept only when it predicts this dataset's classes;
+        // otherwise (an ImageNet checkpoint fine-tuned on a 10-class folder) fc starts fresh.
+        let checkpoint_classes = checkpoint_classes(init)?;
+        let include_fc = checkpoint_classes == Some(model_config.num_classes);
+        if !include_fc {
+            let held = checkpoint_classes.map_or_else(|| "no fc".to_string(), |n| format!("a {n}-class fc"));
+            notes.push(format!("fc re-initialised for {} classes ({} holds {held})", model_config.num_classes, init.display()));
+        }
         load_torchvision(fresh, init, ImportOptions { include_fc })?
     } else {
         let trained = load_trained(init, device)?;
@@ -156,6 +167,12 @@ fn initial_model(config: &ExperimentConfig, model_config: &BottleNetConfig, devi
         trained.backbone
     };
     Ok(BottleNet::from_backbone(model_config, backbone, device)?)
+}
+
+/// Whether `out` already holds a training run: a checkpoint, a final model or a result. A new run
+/// there would replace them, so it must be asked for with `--resume` (which continues it).
+pub fn holds_a_run(out: &Path) -> bool {
+    checkpoint::checkpoints_dir(out).exists() || out.join(FINAL_MODEL).exists() || out.join(RESULT_FILE).exists()
 }
 
 /// A progress bar on stderr in the project's style, hidden when `quiet`.
@@ -178,10 +195,16 @@ pub fn train(config: &ExperimentConfig, data: &DatasetPair, out: &Path, options:
     device.seed(config.train.seed);
     let model_config = config.model_config(data.train.input_shape(), data.train.num_classes());
     model_config.validate()?;
+    if !options.resume && holds_a_run(out) {
+        return Err(Error::Invalid(format!(
+            "{} already holds a training run; pass --resume to continue it, or choose another --out folder",
+            out.display()
+        )));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
-    checkpoint::write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
 
-    let mut model = initial_model(config, &model_config, &device)?;
+    let mut notes = Vec::new();
+    let mut model = initial_model(config, &model_config, &device, &mut notes)?;
     let mut optim = optimizer(config);
     let mut state = TrainState { epochs_done: 0, config: config.clone(), history: Vec::new() };
     if options.resume
@@ -195,6 +218,9 @@ pub fn train(config: &ExperimentConfig, data: &DatasetPair, out: &Path, options:
         state = saved;
         state.config = config.clone();
     }
+    // Written only once the folder is known to be this experiment's (fresh, or a matching resume),
+    // so a refused resume leaves the run's own config in place.
+    checkpoint::write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
     initialise_in_order(&model);
     if config.train.freeze_backbone {
         model.backbone = model.backbone.no_grad();
@@ -282,6 +308,7 @@ pub fn train(config: &ExperimentConfig, data: &DatasetPair, out: &Path, options:
         history: state.history,
         seconds: started.elapsed().as_secs_f64(),
         bundle,
+        notes,
     };
     let json = serde_json::to_string_pretty(&result).map_err(|e| Error::Invalid(format!("serialising the result: {e}")))?;
     checkpoint::write_atomic(&out.join(RESULT_FILE), json.as_bytes())?;

@@ -173,3 +173,65 @@ fn resnet50_with_bottleneck_after_rb1_trains_on_an_image_folder() {
     assert!(moved > 0.0, "the stem did not move");
 }
 
+
+/// Regression (issue 12): `train --out` on a folder holding a run deleted its checkpoints.
+#[test]
+fn a_new_run_refuses_a_folder_that_holds_one() {
+    let _serial = serial();
+    let data = tiny_data();
+    let out = tempfile::tempdir().expect("tmp");
+    let quiet = RunOptions { quiet: true, ..RunOptions::default() };
+    let stop = RunOptions { stop_after_epochs: Some(1), ..quiet.clone() };
+    train(&experiment(""), &data, out.path(), &stop).unwrap_err();
+    let checkpoint = bottlenet_train::checkpoint::latest(out.path()).expect("state").expect("a checkpoint").0;
+
+    let err = train(&experiment(""), &data, out.path(), &quiet).unwrap_err().to_string();
+    assert!(err.contains("already holds a training run") && err.contains("--resume") && err.contains("--out"), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+    assert!(checkpoint.join("model.bpk").is_file(), "the refused run touched the checkpoint");
+}
+
+/// `config.toml` is the run's own: a resume refused for another configuration leaves it as it was.
+#[test]
+fn a_refused_resume_keeps_the_runs_config() {
+    let _serial = serial();
+    let data = tiny_data();
+    let out = tempfile::tempdir().expect("tmp");
+    train(&experiment("").with_epochs(1), &data, out.path(), &RunOptions { quiet: true, ..RunOptions::default() }).expect("train");
+    let written = std::fs::read_to_string(out.path().join("config.toml")).expect("config.toml");
+    let other = ExperimentConfig::parse(&experiment("").to_toml(), Path::new("x.toml"), &["train.lr=0.5".into()]).expect("cfg");
+    train(&other, &data, out.path(), &RunOptions { resume: true, quiet: true, ..RunOptions::default() }).unwrap_err();
+    assert_eq!(std::fs::read_to_string(out.path().join("config.toml")).expect("config.toml"), written);
+}
+
+/// Fine-tuning a 1000-class torchvision checkpoint on 10 classes starts `fc` afresh and says so
+/// in one line; the backbone's weights are the checkpoint's.
+#[test]
+fn an_imagenet_checkpoint_fine_tunes_with_a_fresh_fc_and_a_note() {
+    use bottlenet_model::{BackboneConfig, ResNet};
+    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+    let _serial = serial();
+    let data = tiny_data();
+    let dir = tempfile::tempdir().expect("tmp");
+    // A torchvision-layout checkpoint written here: our ResNet-18 has torchvision's keys, and the
+    // adapter gives BatchNorm and fc PyTorch's names and layout.
+    let checkpoint = dir.path().join("imagenet.safetensors");
+    let imagenet = ResNet::new(&BackboneConfig::new(Arch::ResNet18, 1, 1000), &Device::flex()).expect("resnet18");
+    let mut store = SafetensorsStore::from_file(&checkpoint).with_to_adapter(BurnToPyTorchAdapter).skip_enum_variants(true);
+    imagenet.save_into(&mut store).expect("save checkpoint");
+    assert_eq!(bottlenet_model::checkpoint_classes(&checkpoint).expect("index"), Some(1000));
+
+    let config = ExperimentConfig::parse(
+        &experiment("").to_toml(),
+        Path::new("ft.toml"),
+        &["model.arch=\"resnet18\"".into(), "train.epochs=1".into(), "train.steps_per_epoch=1".into(), format!("train.init=\"{}\"", checkpoint.display())],
+    )
+    .expect("cfg");
+    let out = dir.path().join("run");
+    let result = train(&config, &data, &out, &RunOptions { quiet: true, ..RunOptions::default() }).expect("fine-tune");
+    assert_eq!(result.notes.len(), 1, "{:?}", result.notes);
+    let note = &result.notes[0];
+    assert!(note.contains("fc re-initialised for 10 classes") && note.contains("1000-class fc"), "{note}");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).expect("result.json")).expect("json");
+    assert_eq!(saved["notes"][0].as_str(), Some(note.as_str()));
+}

@@ -11,6 +11,10 @@
 //!    each millisecond went) beside Algorithm 1's prediction, and writes the report (tables and
 //!    plots of `bottlenet report`, plus the measured table and a breakdown plot) to a folder.
 //!
+//! 5. beside it, Algorithm 1's choice and Table 5 on the paper's own devices (Jetson TX2 phone,
+//!    GTX 1080 Ti server, ResNet-50: the profiles in `profiles/` derived from the paper's Tables
+//!    1–5), with one line on why this machine and the paper's devices choose differently.
+//!
 //! Phone energy is computed from the measured times with the paper's power model:
 //! `PM·TM + P_u·TU`, `P_u = α·t_u + β` (§3.1, Table 3); nothing here measures power.
 
@@ -18,8 +22,8 @@ use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use anyhow::{Context, Result, bail};
 use bottlenet_data::{Augment, DataSource, DatasetPair, embedded_subset};
 use bottlenet_model::{Bundle, DeviceChoice};
-use bottlenet_partition::{CandidateCosts, CandidateKind, Network, NetworkPreset, Role, Selection, Target, TrainingResults, select};
-use bottlenet_report::{BreakdownBar, NamedNetwork, ReportInputs, breakdown_png, write_report};
+use bottlenet_partition::{CandidateCosts, CandidateKind, Network, NetworkPreset, Profile, Role, Selection, Target, TrainingResults, select};
+use bottlenet_report::{BreakdownBar, NamedNetwork, ReportInputs, Tables, breakdown_png, write_report};
 use bottlenet_runtime::{Client, ClientOptions, Image, PhoneHalf, ServerConfig, SplitMode, Summary, SummaryReport, UplinkPacer};
 use bottlenet_train::search::{Baseline, honest_cloud_only, results_with_baseline};
 use clap::Args;
@@ -64,6 +68,10 @@ pub struct DemoArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
+    /// Folder holding the paper's device profiles (paper-tx2-mobile.json, paper-1080ti-cloud.json,
+    /// paper-resnet50-results.json), shown beside the measured table.
+    #[arg(long, default_value = "profiles")]
+    pub paper_profiles: PathBuf,
 }
 
 /// One row of the measured Table 5.
@@ -117,6 +125,67 @@ pub struct DemoReport {
     pub rows: Vec<DemoRow>,
     pub report_dir: PathBuf,
     pub wall_seconds: f64,
+    /// The same selection on the paper's own devices and network (ResNet-50, TX2, 1080 Ti).
+    pub paper: PaperRegime,
+}
+
+/// Algorithm 1 and Table 5 on the paper's devices, and why this machine chooses differently.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaperRegime {
+    /// The profiles' source files.
+    pub files: Vec<PathBuf>,
+    /// Algorithm 1's choice per network for the demo's target.
+    pub choices: Vec<(String, String)>,
+    /// Table 5 from the paper's profiles, Markdown.
+    pub table5_markdown: String,
+    /// Whole network on the phone / whole network on the server, here and in the paper.
+    pub phone_to_server_here: f64,
+    pub phone_to_server_paper: f64,
+    /// One line on why the two selections differ (or agree).
+    pub why: String,
+}
+
+const PAPER_RESULTS: &str = "paper-resnet50-results.json";
+const PAPER_MOBILE: &str = "paper-tx2-mobile.json";
+const PAPER_CLOUD: &str = "paper-1080ti-cloud.json";
+
+/// Whole-network time on the phone over whole-network time on the server (mobile-only's `TM`
+/// over cloud-only's `TC`): how much slower the phone is than the server.
+fn phone_to_server(mobile: &Profile, cloud: &Profile) -> Result<f64> {
+    let phone = mobile.get(bottlenet_runtime::MOBILE_ONLY).context("the mobile profile has no mobile-only entry")?.median_ms;
+    let server = cloud.get(bottlenet_runtime::CLOUD_ONLY).context("the cloud profile has no cloud-only entry")?.median_ms;
+    Ok(phone / server.max(1e-9))
+}
+
+/// Algorithm 1 on the paper's own profiles for the demo's networks and target (paper Tables 4–5).
+fn paper_regime(args: &DemoArgs, here: (&Profile, &Profile), choices_here: &[(String, String)]) -> Result<PaperRegime> {
+    let files: Vec<PathBuf> = [PAPER_RESULTS, PAPER_MOBILE, PAPER_CLOUD].iter().map(|f| args.paper_profiles.join(f)).collect();
+    let hint = || format!("the paper's profiles are read from {} (run from the repository root, or pass --paper-profiles DIR)", args.paper_profiles.display());
+    let mut inputs = ReportInputs::load(&files[0], &files[1], &files[2]).with_context(hint)?;
+    inputs.tolerance_points = args.tolerance;
+    inputs.networks = args.networks.iter().map(|&p| NamedNetwork { name: preset_label(p).into(), network: Network::preset(p) }).collect();
+    let tables = Tables::compute(&inputs).with_context(hint)?;
+    let costs = CandidateCosts::join(&inputs.results, &inputs.mobile, &inputs.cloud)?;
+    let power = inputs.mobile_power();
+    let baseline = inputs.results.baseline_accuracy;
+    let choices: Vec<(String, String)> = args
+        .networks
+        .iter()
+        .map(|&p| Ok((preset_label(p).to_string(), select(&costs, &Network::preset(p), args.target, power, baseline, args.tolerance)?.chosen().candidate.clone())))
+        .collect::<Result<_>>()?;
+    let phone_to_server_here = phone_to_server(here.0, here.1)?;
+    let phone_to_server_paper = phone_to_server(&inputs.mobile, &inputs.cloud)?;
+    let why = if choices == choices_here {
+        format!(
+            "Both choose alike: here the phone runs the whole network {phone_to_server_here:.1}× slower than the server, on the paper's devices {phone_to_server_paper:.1}× slower."
+        )
+    } else {
+        format!(
+            "Why they differ: this demo's \"phone\" is the server's own CPU, so the whole network is only {phone_to_server_here:.1}× slower on it than on the server \
+             (the paper's TX2 is {phone_to_server_paper:.1}× slower than its 1080 Ti); with so little compute to save, anything sent over a paced up-link costs more than it saves."
+        )
+    };
+    Ok(PaperRegime { files, choices, table5_markdown: tables.table5_markdown(), phone_to_server_here, phone_to_server_paper, why })
 }
 
 /// A test image as the runtime's CHW image, with its label.
@@ -224,6 +293,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .map(|&p| Ok((p, select(&costs, &Network::preset(p), args.target, args.mobile_power_w, baseline_accuracy, args.tolerance)?)))
         .collect::<Result<_>>()?;
 
+    let choices: Vec<(String, String)> = selections.iter().map(|(p, s)| (preset_label(*p).to_string(), s.chosen().candidate.clone())).collect();
+    let paper = paper_regime(&args, (&mobile_profile, &cloud_profile), &choices)?;
+
     // 2. The server on loopback, every split's tail plus the full network for cloud-only.
     let cloud = Bundle::load_cloud(&args.bundle, &device)?;
     let server_model = BundleCloud::new(cloud, device.clone()).with_network(Some((*full).clone()));
@@ -311,10 +383,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         mobile_power_w: args.mobile_power_w,
         baseline_accuracy,
         cloud_only_quality: cloud_quality,
-        choices: selections.iter().map(|(p, s)| (preset_label(*p).to_string(), s.chosen().candidate.clone())).collect(),
+        choices,
         rows,
         report_dir: args.out.clone(),
         wall_seconds: started.elapsed().as_secs_f64(),
+        paper,
     };
     let table = demo_table(&report);
     write_atomic(&args.out.join("demo.md"), &table)?;
@@ -373,5 +446,17 @@ pub fn demo_table(report: &DemoReport) -> String {
     for (network, choice) in &report.choices {
         let _ = writeln!(out, "Algorithm 1 on {network}: {choice}");
     }
+    let paper = &report.paper;
+    let _ = writeln!(
+        out,
+        "\n# Table 5 on the paper's devices: ResNet-50, Jetson TX2 phone, GTX 1080 Ti server (from {}, not measured here)\n",
+        paper.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    out.push_str(&paper.table5_markdown);
+    let _ = writeln!(out);
+    for ((network, here), (_, there)) in report.choices.iter().zip(&paper.choices) {
+        let _ = writeln!(out, "Algorithm 1 ({}) on {network}: {here} on this machine, {there} on the paper's devices", report.target);
+    }
+    let _ = writeln!(out, "\n{}", paper.why);
     out
 }

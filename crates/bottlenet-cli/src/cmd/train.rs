@@ -46,6 +46,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
+        for note in &result.notes {
+            eprintln!("note: {note}");
+        }
         let e = &result.eval;
         println!(
             "{}: top-1 {:.2}% on {} test images ({}), mean frame {:.1} B, p95 {:.0} B, {:.0} s",
