@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use bottlenet_model::DeviceChoice;
-use bottlenet_model::onnx::export_bundle;
+use bottlenet_model::onnx::{TensorSignature, export_bundle};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -23,29 +23,36 @@ pub struct ExportArgs {
     pub json: bool,
 }
 
+fn signatures(list: &[TensorSignature]) -> serde_json::Value {
+    list.iter().map(|t| serde_json::json!({"name": t.name, "shape": t.dims})).collect()
+}
+
 pub fn run(args: ExportArgs) -> Result<()> {
     // The weights are read on the CPU; the ONNX files do not depend on the engine.
     let device = DeviceChoice::Flex.device()?;
     let splits = args.split.as_deref().map(super::eval::parse_split).transpose()?.map(|j| vec![j]);
-    let summary = export_bundle(&args.bundle, splits.as_deref(), &args.out, &device)
-        .with_context(|| format!("exporting {} to ONNX", args.bundle.display()))?;
-    for file in &summary.files {
-        let describe = |s: &[bottlenet_model::onnx::TensorSignature]| s.iter().map(|t| t.describe()).collect::<Vec<_>>().join(", ");
+    let export = export_bundle(&args.bundle, splits.as_deref(), &device).with_context(|| format!("exporting {} to ONNX", args.bundle.display()))?;
+    for exported in &export.models {
+        let path = args.out.join(&exported.file);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let bytes = exported.model.to_bytes();
+        bottlenet_partition::write_atomic(&path, &bytes)?;
+        let (inputs, outputs) = (exported.model.inputs(), exported.model.outputs());
         if args.json {
             let value = serde_json::json!({
-                "half": file.half,
-                "split": file.split,
-                "path": file.path,
-                "bytes": file.bytes,
-                "inputs": file.inputs.iter().map(|t| serde_json::json!({"name": t.name, "shape": t.dims})).collect::<Vec<_>>(),
-                "outputs": file.outputs.iter().map(|t| serde_json::json!({"name": t.name, "shape": t.dims})).collect::<Vec<_>>(),
+                "half": exported.half, "split": exported.split, "path": path, "bytes": bytes.len(),
+                "inputs": signatures(&inputs), "outputs": signatures(&outputs),
             });
             println!("{value}");
         } else {
-            println!("{:<6} {:<4} {} ({} B): {} → {}", file.half, file.split.as_deref().unwrap_or("-"), file.path.display(), file.bytes, describe(&file.inputs), describe(&file.outputs));
+            let describe = |s: &[TensorSignature]| s.iter().map(TensorSignature::describe).collect::<Vec<_>>().join(", ");
+            let split = exported.split.as_deref().unwrap_or("-");
+            println!("{:<6} {split:<4} {} ({} B): {} → {}", exported.half, path.display(), bytes.len(), describe(&inputs), describe(&outputs));
         }
     }
-    if !summary.has_full {
+    if !export.has_full {
         eprintln!("note: {} has no full network, so no full.onnx was written (add one with `bottlenet model add-full`)", args.bundle.display());
     }
     Ok(())

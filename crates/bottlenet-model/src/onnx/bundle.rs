@@ -1,42 +1,40 @@
-//! Exporting a model bundle's halves and full network to ONNX files, laid out as the bundle is:
+//! A model bundle's halves and full network as ONNX models, under the file names that mirror
+//! the bundle's own layout:
 //!
 //! ```text
-//! out/
-//!   mobile/RB1.onnx   image → features   (phone: head + reduction, before the quantizer)
-//!   cloud/RB1.onnx    features → logits  (server: restoration + tail, after dequantization)
-//!   full.onnx         image → logits     (the bundle's unsplit network: mobile-/cloud-only)
+//! mobile/RB1.onnx   image → features   (phone: head + reduction, before the quantizer)
+//! cloud/RB1.onnx    features → logits  (server: restoration + tail, after dequantization)
+//! full.onnx         image → logits     (the bundle's unsplit network: mobile-/cloud-only)
 //! ```
 
 use super::export::{export_cloud, export_full, export_mobile};
-use super::model::{OnnxModel, TensorSignature};
+use super::model::OnnxModel;
 use crate::bundle::{Bundle, Manifest};
 use crate::error::{Error, Result};
 use burn::tensor::Device;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// One file written by [`export_bundle`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportedFile {
+/// One model of [`export_bundle`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedModel {
     /// `mobile`, `cloud` or `full`.
-    pub half: String,
+    pub half: &'static str,
     /// `RBj`, or `None` for the full network.
     pub split: Option<String>,
-    pub path: PathBuf,
-    pub bytes: usize,
-    pub inputs: Vec<TensorSignature>,
-    pub outputs: Vec<TensorSignature>,
+    /// Where it belongs, relative to the output folder.
+    pub file: PathBuf,
+    pub model: OnnxModel,
 }
 
-/// What [`export_bundle`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportSummary {
-    pub files: Vec<ExportedFile>,
+/// What [`export_bundle`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BundleExport {
+    pub models: Vec<ExportedModel>,
     /// False when the bundle holds no unsplit network (`bottlenet model add-full` adds one).
     pub has_full: bool,
 }
 
-/// Records what a runtime needs to feed the model and interpret it: the input normalisation,
+/// Records what a runtime needs to feed a model and read its answer: the input normalisation,
 /// the image-folder resize and the class names.
 fn add_bundle_metadata(model: &mut OnnxModel, manifest: &Manifest) {
     let join = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
@@ -46,24 +44,15 @@ fn add_bundle_metadata(model: &mut OnnxModel, manifest: &Manifest) {
         model.set_metadata("bottlenet.resize", &resize.to_string());
     }
     if !manifest.class_names.is_empty() {
-        // A JSON array of strings cannot fail to serialise.
+        // A list of strings always serialises.
         let names = serde_json::to_string(&manifest.class_names).unwrap_or_default();
         model.set_metadata("bottlenet.class_names", &names);
     }
 }
 
-fn write(mut model: OnnxModel, manifest: &Manifest, path: PathBuf, half: &str, split: Option<String>) -> Result<ExportedFile> {
-    add_bundle_metadata(&mut model, manifest);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-    }
-    let bytes = model.save(&path)?;
-    Ok(ExportedFile { half: half.into(), split, path, bytes, inputs: model.inputs(), outputs: model.outputs() })
-}
-
-/// Writes both halves of each split in `splits` (every split of the bundle when `None`) and the
-/// unsplit network, when the bundle has one, under `out`.
-pub fn export_bundle(dir: &Path, splits: Option<&[usize]>, out: &Path, device: &Device) -> Result<ExportSummary> {
+/// Both halves of each split in `splits` (every split of the bundle when `None`) and the
+/// unsplit network when the bundle has one.
+pub fn export_bundle(dir: &std::path::Path, splits: Option<&[usize]>, device: &Device) -> Result<BundleExport> {
     let mobile = Bundle::load_mobile(dir, device)?;
     let cloud = Bundle::load_cloud(dir, device)?;
     let manifest = &mobile.manifest;
@@ -71,19 +60,23 @@ pub fn export_bundle(dir: &Path, splits: Option<&[usize]>, out: &Path, device: &
         Some(s) => s.to_vec(),
         None => mobile.splits().collect(),
     };
-    let mut files = Vec::new();
+    let mut models = Vec::new();
+    let mut push = |half: &'static str, split: Option<String>, file: PathBuf, mut model: OnnxModel| {
+        add_bundle_metadata(&mut model, manifest);
+        models.push(ExportedModel { half, split, file, model });
+    };
     for j in wanted {
         let (Some(phone), Some(server)) = (mobile.half(j), cloud.half(j)) else {
             let have: Vec<String> = mobile.splits().map(|j| format!("RB{j}")).collect();
             return Err(Error::Bundle { path: dir.to_path_buf(), reason: format!("no split RB{j}; it has {}", have.join(", ")) });
         };
         let name = format!("RB{j}");
-        files.push(write(export_mobile(phone)?, manifest, out.join("mobile").join(format!("{name}.onnx")), "mobile", Some(name.clone()))?);
-        files.push(write(export_cloud(server)?, manifest, out.join("cloud").join(format!("{name}.onnx")), "cloud", Some(name))?);
+        push("mobile", Some(name.clone()), PathBuf::from("mobile").join(format!("{name}.onnx")), export_mobile(phone)?);
+        push("cloud", Some(name.clone()), PathBuf::from("cloud").join(format!("{name}.onnx")), export_cloud(server)?);
     }
     let full = Bundle::load_full(dir, device)?;
     if let Some(net) = &full {
-        files.push(write(export_full(net)?, manifest, out.join("full.onnx"), "full", None)?);
+        push("full", None, PathBuf::from("full.onnx"), export_full(net)?);
     }
-    Ok(ExportSummary { files, has_full: full.is_some() })
+    Ok(BundleExport { models, has_full: full.is_some() })
 }

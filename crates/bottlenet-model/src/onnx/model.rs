@@ -4,8 +4,6 @@ use super::proto::{GraphProto, ModelProto, OperatorSetIdProto, StringStringEntry
 use crate::bottlenet::BottleNetConfig;
 use crate::error::{Error, Result};
 use prost::Message;
-use std::io::Write;
-use std::path::Path;
 
 /// ONNX IR version written (IR 8 carries opset 17; onnxruntime ≥ 1.13 and TensorRT ≥ 8.6 read it).
 pub const IR_VERSION: i64 = 8;
@@ -141,21 +139,5 @@ impl OnnxModel {
             return Err(Error::Config("ONNX model has no graph".into()));
         }
         Ok(Self { proto })
-    }
-
-    /// Writes the model to `path` atomically (temporary file in the same folder, fsync, rename),
-    /// so a reader never sees half a model. Returns the bytes written.
-    pub fn save(&self, path: &Path) -> Result<usize> {
-        let bytes = self.to_bytes();
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(format!("creating a temporary file in {}", dir.display()), e))?;
-        tmp.write_all(&bytes)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        tmp.persist(path).map_err(|e| Error::io(format!("moving the model into place at {}", path.display()), e.error))?;
-        Ok(bytes.len())
     }
 }
