@@ -4,7 +4,7 @@
 //! torchvision weight import, model bundles that store each split's phone and server halves
 //! apart (§3.4), and ONNX export of each half.
 //!
-//! It depends on burn and on `bottlenet-codec` only; it must not depend on training, serving or
+//! It depends on burn, `bottlenet-codec` and `prost` (the ONNX protobuf) only; it must not depend on training, serving or
 //! the CLI (a phone or a server build links this crate without any training code).
 //!
 //! ```no_run

@@ -171,3 +171,56 @@ pub fn export_full(net: &BottleNet) -> Result<OnnxModel> {
     let logits = vec![Dim::Symbol(BATCH), Dim::Fixed(config.num_classes)];
     model(g, &name, (IMAGE, batch_dims(config.input_shape)), (LOGITS, logits), config, "full")
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
+mod tests {
+    use super::*;
+    use crate::{Arch, DeviceChoice};
+
+    fn net(split: usize, c_prime: usize, s: usize) -> BottleNet {
+        let device = DeviceChoice::Flex.device().unwrap();
+        BottleNet::new(&BottleNetConfig::new(Arch::Compact, [1, 28, 28], 10).with_split(split, c_prime, s), &device).unwrap()
+    }
+
+    #[test]
+    fn phone_half_ends_at_the_reduction_unit_with_documented_names() {
+        let model = export_mobile(&net(1, 1, 2).mobile_half().unwrap()).unwrap();
+        let ops = model.op_types();
+        // Stem (conv, bn, relu), one BasicBlock (2 conv/bn, add, 2 relu), reduction (2 × conv, bn, relu).
+        assert_eq!(ops.iter().filter(|o| **o == "Conv").count(), 5, "{ops:?}");
+        assert_eq!(ops.last(), Some(&"Relu"));
+        assert!(!ops.contains(&"ConvTranspose") && !ops.contains(&"Gemm"));
+        assert_eq!(model.inputs()[0].describe(), "image [batch, 1, 28, 28]");
+        assert_eq!(model.outputs()[0].describe(), "features [batch, 1, 14, 14]");
+        let names = model.initializer_names();
+        for key in ["backbone.conv1.weight", "backbone.bn1.running_var", "backbone.layer1.0.conv2.weight", "reduction.spatial_conv.weight"] {
+            assert!(names.contains(&key), "{key} missing from {names:?}");
+        }
+        assert_eq!(model.metadata("bottlenet.split"), Some("RB1"));
+        assert_eq!(model.metadata("bottlenet.half"), Some("mobile"));
+    }
+
+    #[test]
+    fn server_half_starts_with_the_transposed_conv_and_ends_in_logits() {
+        let model = export_cloud(&net(3, 2, 2).cloud_half().unwrap()).unwrap();
+        let ops = model.op_types();
+        assert_eq!(ops.first(), Some(&"ConvTranspose"));
+        assert_eq!(&ops[ops.len() - 3..], ["GlobalAveragePool", "Flatten", "Gemm"]);
+        assert_eq!(model.inputs()[0].describe(), "features [batch, 2, 7, 7]");
+        assert_eq!(model.outputs()[0].describe(), "logits [batch, 10]");
+        // Blocks 4..6 only: the phone's blocks are not in the server's file.
+        let names = model.initializer_names();
+        assert!(names.contains(&"backbone.layer2.1.conv1.weight") && names.contains(&"backbone.layer3.0.downsample.0.weight"));
+        assert!(!names.iter().any(|n| n.starts_with("backbone.layer1.") || n.starts_with("backbone.layer2.0.") || n.starts_with("backbone.conv1")));
+    }
+
+    #[test]
+    fn channel_only_bottleneck_has_no_spatial_layers_and_bytes_parse_back() {
+        let net = net(2, 4, 1);
+        let full = export_full(&net).unwrap();
+        assert!(!full.op_types().contains(&"ConvTranspose"));
+        assert_eq!(OnnxModel::from_bytes(&full.to_bytes()).unwrap(), full);
+        assert!(OnnxModel::from_bytes(b"not a model").is_err());
+    }
+}
