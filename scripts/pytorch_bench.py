@@ -21,6 +21,12 @@ with p10/p90 (linear interpolation, as numpy.percentile), min and max:
   train/compact/rb1-aware     the same with the codec round trip of every sample in the forward
                               pass, straight-through backward (paper §2.2), as `mode = "aware"`.
 
+  onnx/...                ms  only with `--only onnx` (needs onnxruntime): torchvision's ResNet-50
+                              exported with torch.onnx (opset 17) and run in onnxruntime beside
+                              the same model in PyTorch, batch 1, 3x224x224; with `--onnx-dir DIR`
+                              (the folder `bottlenet export` wrote) also every .onnx file there,
+                              batch 1, on a zero input of its declared shape.
+
 Server throughput (1, 8, 64 clients) is not reproduced here: see docs/pytorch-comparison.md.
 Nothing is downloaded: weights are random (latency does not depend on their values).
 
@@ -28,8 +34,8 @@ Needs python3-torchvision, python3-pil, python3-numpy (Debian) or `pip install t
 pillow numpy`. Progress goes to stderr, so `--json > torch.json` keeps stdout clean.
 
 Usage: pytorch_bench.py [--runs 20] [--warmup 2] [--threads N] [--json]
-                        [--only codec,resnet50,compact,train] [--quality 20] [--codec-batch 0]
-                        [--seed 0] [--no-mkldnn]
+                        [--only codec,resnet50,compact,train,onnx] [--onnx-dir DIR]
+                        [--quality 20] [--codec-batch 0] [--seed 0] [--no-mkldnn]
 """
 
 import argparse
@@ -58,6 +64,8 @@ import torchvision  # noqa: E402
 from torchvision.models.resnet import BasicBlock, conv1x1  # noqa: E402
 
 GROUPS = ("codec", "resnet50", "compact", "train")
+# Groups run only when --only names them (onnxruntime is not a Debian package).
+OPTIONAL_GROUPS = ("onnx",)
 CODEC_SHAPES = ((1, 28, 28), (8, 28, 28), (1, 56, 56), (64, 56, 56))
 QUANT_BITS = 8
 
@@ -420,6 +428,65 @@ def bench_train(args):
 
 
 # ---------------------------------------------------------------------------------------------
+# onnxruntime: torchvision's ResNet-50 through torch.onnx, and the files `bottlenet export` wrote.
+
+
+def ort_session(path, threads):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # one operator at a time, as the Rust side and torch here
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def ort_measure(args, name, path, x, extra):
+    session = ort_session(path, args.threads)
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    progress(name)
+    times = measure(lambda: session.run([out.name], {inp.name: x}), args.runs, args.warmup, 1e3)
+    return summarize(name, "ms", times, dict(extra, engine="onnxruntime", input=inp.name, output=out.name))
+
+
+def bench_onnx(args):
+    import tempfile
+    results = []
+    torch.manual_seed(args.seed)
+    model = torchvision.models.resnet50(weights=None).eval()
+    x = torch.rand(1, 3, 224, 224)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "resnet50.onnx")
+        with torch.inference_mode():
+            torch.onnx.export(model, x, path, opset_version=17, input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        # Side by side in one run: PyTorch eager, then onnxruntime, on the same weights and input.
+        progress("onnx/resnet50/full (torch)")
+        with torch.inference_mode():
+            times = measure(lambda: model(x), args.runs, args.warmup, 1e3)
+        results.append(summarize("onnx/resnet50/full/torch", "ms", times, {"engine": "torch"}))
+        results.append(ort_measure(args, "onnx/resnet50/full/onnxruntime", path, x.numpy(), {"exported_by": "torch.onnx"}))
+    if args.onnx_dir:
+        files = sorted(p for p in (os.path.join(d, f) for d, _, fs in os.walk(args.onnx_dir) for f in fs) if p.endswith(".onnx"))
+        if not files:
+            raise SystemExit(f"--onnx-dir {args.onnx_dir}: no .onnx files there; run `bottlenet export --bundle B --out DIR` first")
+        for path in files:
+            session = ort_session(path, args.threads)
+            (inp,) = session.get_inputs()
+            shape = [1 if not isinstance(d, int) else d for d in inp.shape]
+            rel = os.path.relpath(path, args.onnx_dir)
+            results.append(ort_measure(args, f"onnx/bundle/{rel}", path, np.zeros(shape, dtype=np.float32),
+                                       {"exported_by": "bottlenet export", "shape": "x".join(map(str, shape))}))
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def onnxruntime_version():
+    try:
+        import onnxruntime
+        return onnxruntime.__version__
+    except ImportError:
+        return None
 
 
 def environment(args):
@@ -443,6 +510,7 @@ def environment(args):
         "mkldnn": bool(torch.backends.mkldnn.is_available() and not args.no_mkldnn),
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "onnxruntime": onnxruntime_version(),
         "runs": args.runs,
         "warmup": args.warmup,
         "quality": args.quality,
@@ -455,15 +523,17 @@ def print_table(env, results):
     print(f"PyTorch {env['torch']} (torchvision {env['torchvision']}, Pillow {env['pillow']}), "
           f"{env['threads']} threads, mkldnn {'on' if env['mkldnn'] else 'off'}, "
           f"{env['runs']} runs after {env['warmup']} warm-up, {env['date']}")
-    print(f"{'workload':<28} {'unit':>4} {'median':>10} {'p10':>10} {'p90':>10}  note")
+    print(f"{'workload':<36} {'unit':>4} {'median':>10} {'p10':>10} {'p90':>10}  note")
     for r in results:
         if "after" in r:
             note = f"after {r['after']}, features {r['features']}"
+        elif "engine" in r:
+            note = r["engine"] + (f", exported by {r['exported_by']}" if "exported_by" in r else "")
         elif "frame_bytes" in r:
             note = f"{r['frame_bytes']} B frame, mean of {r['round_trips_per_run']} per run"
         else:
             note = ""
-        print(f"{r['name']:<28} {r['unit']:>4} {r['median']:>10.2f} {r['p10']:>10.2f} {r['p90']:>10.2f}  {note}")
+        print(f"{r['name']:<36} {r['unit']:>4} {r['median']:>10.2f} {r['p10']:>10.2f} {r['p90']:>10.2f}  {note}")
 
 
 def parse_args():
@@ -473,7 +543,9 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                         else os.cpu_count(), help="torch.set_num_threads (default: all usable cores)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups from {','.join(GROUPS)}")
+    parser.add_argument("--only", default=",".join(GROUPS),
+                        help=f"comma-separated groups from {','.join(GROUPS + OPTIONAL_GROUPS)} (default: all but onnx)")
+    parser.add_argument("--onnx-dir", help="with the onnx group: also time every .onnx file under this folder")
     parser.add_argument("--quality", type=int, default=20, help="JPEG quality (default 20, the paper's)")
     parser.add_argument("--codec-batch", type=int, default=0,
                         help="codec round trips averaged per timed run (default 0: enough for ~2 ms; 1: single calls)")
@@ -481,9 +553,11 @@ def parse_args():
     parser.add_argument("--no-mkldnn", action="store_true", help="disable oneDNN (MKL-DNN) convolutions")
     args = parser.parse_args()
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
-    unknown = sorted(set(groups) - set(GROUPS))
+    unknown = sorted(set(groups) - set(GROUPS + OPTIONAL_GROUPS))
     if unknown:
-        parser.error(f"--only: unknown group(s) {', '.join(unknown)}; expected some of {', '.join(GROUPS)}")
+        parser.error(f"--only: unknown group(s) {', '.join(unknown)}; expected some of {', '.join(GROUPS + OPTIONAL_GROUPS)}")
+    if "onnx" in groups and onnxruntime_version() is None:
+        parser.error("--only onnx needs onnxruntime in this Python: pip install onnxruntime")
     if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.codec_batch < 0 or not 1 <= args.quality <= 100:
         parser.error("need --runs >= 1, --warmup >= 0, --threads >= 1, --codec-batch >= 0, 1 <= --quality <= 100")
     args.groups = groups
@@ -511,6 +585,8 @@ def main():
         results += bench_splits(args, "compact", CompactResNet(), (1, 28, 28))
     if "train" in args.groups:
         results += bench_train(args)
+    if "onnx" in args.groups:
+        results += bench_onnx(args)
     if args.json:
         json.dump({"environment": env, "results": results}, sys.stdout, indent=2)
         print()

@@ -31,6 +31,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Top-1 accuracy and real frame bytes of a bundle through the phone → server path.
     Eval(cmd::eval::EvalArgs),
+    /// Write a bundle's phone half, server half and full network as ONNX files.
+    Export(cmd::export::ExportArgs),
     /// Algorithm 1's training phase over a grid (shardable), or `search merge`.
     Search(cmd::search::SearchArgs),
     /// Algorithm 1's profiling phase: measure TM_j or TC_j of every split on this machine.
@@ -67,6 +69,7 @@ fn main() {
         Command::Frame(command) => cmd::frame::run(command),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Export(args) => cmd::export::run(args),
         Command::Search(args) => cmd::search::run(args),
         Command::Profile(args) => cmd::profile::run(args),
         Command::Serve(args) => cmd::serve::run(args),

@@ -19,6 +19,7 @@ fn bench_reports_a_median_and_spread_for_every_figure() {
         .unwrap();
     assert!(output.status.success(), "bench failed: {}", String::from_utf8_lossy(&output.stderr));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["engine"].as_str().unwrap().contains("burn flex"), "the engine is named: {}", report["engine"]);
     let figures = report["figures"].as_array().unwrap();
     let count = |group: &str| figures.iter().filter(|f| f["group"] == group).count();
     // 4 codec shapes; compact: full forward + head and tail at each of 6 splits; 3 training

@@ -1,10 +1,10 @@
 //! `bottlenet-model` owns the networks: the ResNet family (torchvision ResNet-18/34/50/101 and a
 //! compact ResNet for 28×28 / 32×32 inputs) with their split points, the bottleneck unit (paper
 //! §2.1), the codec round trip inside the forward pass with a straight-through backward (§2.2),
-//! torchvision weight import, and model bundles that store each split's phone and server halves
-//! apart (§3.4).
+//! torchvision weight import, model bundles that store each split's phone and server halves
+//! apart (§3.4), and ONNX export of each half.
 //!
-//! It depends on burn and on `bottlenet-codec` only; it must not depend on training, serving or
+//! It depends on burn, `bottlenet-codec` and `prost` (the ONNX protobuf) only; it must not depend on training, serving or
 //! the CLI (a phone or a server build links this crate without any training code).
 //!
 //! ```no_run
@@ -30,6 +30,7 @@ pub mod device;
 pub mod error;
 pub mod import;
 pub mod info;
+pub mod onnx;
 pub mod resnet;
 pub mod straight_through;
 

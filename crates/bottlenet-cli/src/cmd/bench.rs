@@ -82,6 +82,8 @@ pub struct Figure {
 pub struct BenchReport {
     pub machine: String,
     pub device: String,
+    /// What ran the model workloads: the burn backend and its CPU threads or GPU adapter.
+    pub engine: String,
     pub threads: usize,
     pub runs: usize,
     pub warmup: usize,
@@ -348,9 +350,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "train" => 3,
         _ => 3,
     };
+    let engine = super::engine_name(args.device, threads);
     let bar = super::progress(args.json, groups.iter().map(|g| counts(g) as u64).sum(), "bench".into());
     if !args.json {
-        bar.suspend(|| println!("{} · {} · {threads} threads · median of {} runs [p10 … p90]", super::profile::cpu_name(), args.device, args.runs));
+        bar.suspend(|| println!("engine: {engine} · median of {} runs [p10 … p90]", args.runs));
     }
     let mut bench = Bench { args: &args, device, figures: Vec::new(), bar };
     for group in &groups {
@@ -364,7 +367,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     bench.bar.finish_and_clear();
     if args.json {
-        let report = BenchReport { machine: super::profile::cpu_name(), device: args.device.to_string(), threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
+        let report = BenchReport { machine: super::profile::cpu_name(), device: args.device.to_string(), engine, threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod codec;
 pub mod demo;
 pub mod eval;
+pub mod export;
 pub mod frame;
 pub mod profile;
 pub mod infer;
