@@ -85,12 +85,32 @@ pub fn latest(out: &Path) -> Result<Option<(PathBuf, TrainState)>> {
     Ok(Some((dir, state)))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically (the project's one helper: temporary file in the same
+/// folder, synced, renamed; permissions as any new file under the umask), creating the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(format!("creating a temporary file in {}", dir.display()), e))?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    tmp.persist(path).map_err(|e| Error::io(format!("replacing {}", path.display()), e.error))?;
-    Ok(())
+    bottlenet_partition::write_atomic(path, bytes).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
+mod tests {
+    use super::*;
+
+    /// Regression: results and configs were written 0600 (a temporary file's mode), unreadable
+    /// to the rest of a team sharing a run folder. They get what any new file gets.
+    #[cfg(unix)]
+    #[test]
+    fn atomic_files_have_the_mode_of_any_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        fs::write(&plain, b"x").unwrap();
+        let atomic = dir.path().join("sub/atomic.json");
+        write_atomic(&atomic, b"{}").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&atomic), mode(&plain));
+        assert_eq!(fs::read(&atomic).unwrap(), b"{}");
+    }
 }
