@@ -17,9 +17,20 @@ mod serving;
 
 use clap::{Parser, Subcommand};
 
+/// What a phone or a server build holds, for `--help` (the full build shows the package's
+/// description).
+#[cfg(not(feature = "full"))]
+const SPLIT_ABOUT: &str = match (cfg!(feature = "phone"), cfg!(feature = "server")) {
+    (true, true) => "BottleNet phone and server build: infer, serve, profile, model info, frame inspect (no training code, no embedded dataset).",
+    (true, false) => "BottleNet phone build: infer, profile --role mobile, model info, frame inspect (no training code, no embedded dataset).",
+    _ => "BottleNet server build: serve, profile --role cloud, model info, frame inspect (no training code, no embedded dataset).",
+};
+
 /// BottleNet: split inference with a learnable bottleneck and JPEG-compressed features.
 #[derive(Debug, Parser)]
-#[command(name = "bottlenet", version, about)]
+#[command(name = "bottlenet", version)]
+#[cfg_attr(feature = "full", command(about))]
+#[cfg_attr(not(feature = "full"), command(about = SPLIT_ABOUT))]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -164,6 +164,8 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
         .collect();
 
     let mut entries = Vec::new();
+    // Only a cloud profile measures the request overhead.
+    #[cfg_attr(not(feature = "server"), allow(unused_mut))]
     let mut overhead = None;
     // The cloud-only upload: the photo as a phone sends it (colour JPEG 4:2:0; DESIGN §1).
     let input_codec = PhotoJpeg { quality: m.input_quality, sampling: ChromaSampling::Yuv420 };
