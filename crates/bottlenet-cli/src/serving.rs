@@ -223,12 +223,14 @@ impl BundlePhone {
     }
 
     /// The unsplit network the mobile-only path runs (preferred over composed halves).
+    #[cfg(feature = "phone")]
     pub fn with_network(mut self, network: Option<BottleNet>) -> Self {
         self.network = network;
         self
     }
 
     /// Also holds the server halves, so the phone can answer alone (mobile-only path).
+    #[cfg(feature = "phone")]
     pub fn with_full(mut self, cloud: CloudBundle) -> Self {
         self.cloud = Some(cloud);
         self

@@ -1,8 +1,10 @@
 //! The phone build cross-compiled for 64-bit ARM (DESIGN §4: like the paper's Jetson TX2), run
 //! under `qemu-aarch64` against the x86 server build on loopback: 50 test images of the shipped
 //! bundle answered over its default split, read from the repository's IDX files (the phone build
-//! has no embedded dataset). The frames the ARM phone sent must be byte-identical to those the
-//! x86 phone build sent for the same images, so a frame means the same on either ISA; both runs
+//! has no embedded dataset). The frames the ARM phone sent are compared with those the x86 phone
+//! build sent for the same images: the JPEG payloads and every header field must match byte for
+//! byte except eq. 1's min/max, which the head's f32 arithmetic (not bit-exact across ISAs) may
+//! move by a few ULP; every frame from either ISA must decode to the same bits on both; both runs
 //! must get the same answers. The builds must hold their halves only: no training crate, no
 //! embedded dataset, the phone without `serve`, the server without `infer`.
 //!
@@ -26,6 +28,9 @@ use std::process::{Child, Command, Stdio};
 
 const IMAGES: usize = 50;
 const SYSROOT: &str = "/usr/aarch64-linux-gnu";
+/// How far apart eq. 1's min/max may be between the ISAs, in units in the last place (measured
+/// ≤ 2 on the shipped bundle).
+const MAX_ULPS: i64 = 8;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -159,7 +164,7 @@ fn frames(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn aarch64_phone_frames_match_x86_byte_for_byte() {
+fn aarch64_phone_against_x86_server_sends_what_x86_sends() {
     let (full, target) = full_binary();
     let Some(qemu) = qemu() else { return };
     let Some(arm) = locate("BOTTLENET_PHONE_AARCH64", target.join("aarch64-unknown-linux-gnu/release/bottlenet"), "the aarch64 phone build") else { return };
@@ -217,14 +222,35 @@ fn aarch64_phone_frames_match_x86_byte_for_byte() {
     assert_eq!(names(&arm_frames), names(&x86_frames));
     let sent: usize = arm_frames.iter().map(|(_, b)| b.len()).sum();
     assert_eq!(arm_report["total_bytes"], sent, "the saved frames are not what the phone reported sending");
-    let differing: Vec<&str> = arm_frames.iter().zip(&x86_frames).filter(|(a, b)| a.1 != b.1).map(|(a, _)| a.0.as_str()).collect();
-    assert!(differing.is_empty(), "{} of {IMAGES} frames differ between the aarch64 and the x86 phone, first {}", differing.len(), differing[0]);
-    // Same frames, same server: the same answers.
-    assert_eq!(arm_report["accuracy"], x86_report["accuracy"]);
     assert_eq!(arm_report["total_bytes"], x86_report["total_bytes"]);
-    for (name, bytes) in &arm_frames {
-        let features = bottlenet_codec::decode(bytes).unwrap_or_else(|e| panic!("{name} does not decode: {e}"));
-        assert_eq!(features.shape, bottlenet_codec::Shape::new(1, 14, 14), "{name}");
+    // The codec is bit-exact on both ISAs, the head's f32 arithmetic is not (burn flex's gemm
+    // kernels differ: AVX2/AVX-512 vs NEON): eq. 1's min/max may differ in their last bits
+    // (measured: ≤ 2 ULP, in 47 of 200 test images). The quantized tiles — the JPEG payload —
+    // must match byte for byte, and the rest of the header exactly.
+    let mut identical = 0;
+    for ((name, arm), (_, x86)) in arm_frames.iter().zip(&x86_frames) {
+        let (a, b) = (bottlenet_codec::decode_header(arm).unwrap(), bottlenet_codec::decode_header(x86).unwrap());
+        assert_eq!((a.version, a.params, a.shape, a.payload_len), (b.version, b.params, b.shape, b.payload_len), "{name}: headers differ");
+        assert_eq!(a.shape, bottlenet_codec::Shape::new(1, 14, 14), "{name}");
+        assert_eq!(arm[arm.len() - a.payload_len..], x86[x86.len() - b.payload_len..], "{name}: the JPEG payloads differ between aarch64 and x86");
+        for (what, p, q) in [("min", a.min, b.min), ("max", a.max, b.max)] {
+            let ulps = (i64::from(p.to_bits() as i32) - i64::from(q.to_bits() as i32)).abs();
+            assert!(ulps <= MAX_ULPS, "{name}: eq. 1's {what} is {p} on aarch64, {q} on x86 ({ulps} ULP apart)");
+        }
+        identical += usize::from(arm == x86);
     }
-    eprintln!("{IMAGES} frames ({sent} B) identical from aarch64 (qemu) and x86_64; top-1 {}", arm_report["accuracy"]);
+    // Either ISA decodes a frame to the same bits, whichever ISA made it: `frame inspect`'s
+    // CRC-32 of the decoded features, on aarch64 (qemu) and on x86, for every frame of both.
+    for dir in [&arm_dir, &x86_dir] {
+        for (name, _) in frames(dir) {
+            let file = dir.join(&name).display().to_string();
+            let decoded = |runner: &Runner| -> Value { serde_json::from_str(runner.ok(&["frame", "inspect", "--json", &file]).trim()).unwrap() };
+            let (on_arm, on_x86) = (decoded(&arm_phone), decoded(&x86_phone));
+            assert_eq!(on_arm["features_crc32"], on_x86["features_crc32"], "{file}: decoded differently on aarch64 and x86");
+            assert_eq!(on_arm, on_x86, "{file}");
+        }
+    }
+    // Same payloads, one server: the same answers.
+    assert_eq!(arm_report["accuracy"], x86_report["accuracy"]);
+    eprintln!("{IMAGES} frames ({sent} B): payloads identical from aarch64 (qemu) and x86_64, {identical} frames identical byte for byte, the rest within {MAX_ULPS} ULP in min/max; every frame decoded to the same bits on both; top-1 {}", arm_report["accuracy"]);
 }

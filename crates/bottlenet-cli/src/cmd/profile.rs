@@ -254,7 +254,8 @@ fn request_round_trip_ms(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_da
     let device = baseline.device();
     let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some(baseline.clone()));
     let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device));
-    let image = super::infer::chw(&raw.image)?;
+    // The dataset image (HWC) as the runtime's CHW image (what `infer` sends).
+    let image = bottlenet_runtime::Image::new(raw.image.channels, raw.image.height, raw.image.width, raw.image.planar())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
         let config = ServerConfig { max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
