@@ -16,11 +16,16 @@
 //!
 //! Every method blocks (burn on the CPU); the runtime calls them on worker threads / the blocking
 //! pool, never on the reactor.
+//!
+//! The phone build (cargo feature `phone` alone) compiles the phone side only; the server side
+//! and the loopback server need `server`.
 
-use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg, decode_photo};
+use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg};
 use bottlenet_codec::{CodecParams, FeatureTensor, Shape};
 use bottlenet_model::{BottleNet, CloudBundle, CloudHalf as ModelCloud, CodecMode, Manifest, MobileBundle, MobileHalf as ModelMobile};
-use bottlenet_runtime::{CloudHalf as RtCloud, Error, Image, PhoneHalf as RtPhone, Result};
+use bottlenet_runtime::{Error, Image, PhoneHalf as RtPhone, Result};
+#[cfg(feature = "server")]
+use bottlenet_runtime::CloudHalf as RtCloud;
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// The model name both ends announce: architecture, width, input shape and classes, so a phone
@@ -49,6 +54,7 @@ fn rows(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
 }
 
 /// Stacks samples of one shape into a `[n, c, h, w]` tensor.
+#[cfg(feature = "server")]
 fn stack(samples: &[FeatureTensor], shape: Shape, device: &Device) -> Result<Tensor<4>> {
     let mut data = Vec::with_capacity(samples.len() * shape.channels * shape.height * shape.width);
     for s in samples {
@@ -97,6 +103,7 @@ fn not_full(side: &str) -> Error {
 }
 
 /// The server's side of a bundle.
+#[cfg(feature = "server")]
 #[derive(Debug)]
 pub struct BundleCloud {
     name: String,
@@ -107,6 +114,7 @@ pub struct BundleCloud {
     device: Device,
 }
 
+#[cfg(feature = "server")]
 impl BundleCloud {
     pub fn new(cloud: CloudBundle, device: Device) -> Self {
         let class_names = class_names(&cloud.manifest);
@@ -140,6 +148,7 @@ fn class_names(manifest: &Manifest) -> Vec<String> {
     }
 }
 
+#[cfg(feature = "server")]
 impl RtCloud for BundleCloud {
     fn model_name(&self) -> &str {
         &self.name
@@ -173,7 +182,7 @@ impl RtCloud for BundleCloud {
 
     fn decode_image(&self, jpeg: &[u8]) -> Result<FeatureTensor> {
         let [c, h, w] = self.cloud.manifest.input_shape;
-        let pixels = decode_photo(jpeg, c, h, w).map_err(|e| Error::InvalidImage(e.to_string()))?;
+        let pixels = bottlenet_codec::photo::decode_photo(jpeg, c, h, w).map_err(|e| Error::InvalidImage(e.to_string()))?;
         let data = normalise(&self.cloud.manifest, c, &pixels)?;
         FeatureTensor::new(Shape::new(c, h, w), data).map_err(Error::from)
     }
@@ -214,12 +223,14 @@ impl BundlePhone {
     }
 
     /// The unsplit network the mobile-only path runs (preferred over composed halves).
+    #[cfg(feature = "phone")]
     pub fn with_network(mut self, network: Option<BottleNet>) -> Self {
         self.network = network;
         self
     }
 
     /// Also holds the server halves, so the phone can answer alone (mobile-only path).
+    #[cfg(feature = "phone")]
     pub fn with_full(mut self, cloud: CloudBundle) -> Self {
         self.cloud = Some(cloud);
         self
@@ -284,6 +295,7 @@ impl RtPhone for BundlePhone {
 /// A gRPC server on 127.0.0.1 (port chosen by the OS) running in this process's tokio runtime,
 /// for the commands that measure the server path themselves (demo, bench, profile). Stopped with
 /// [`LoopbackServer::stop`].
+#[cfg(feature = "server")]
 #[derive(Debug)]
 pub struct LoopbackServer {
     /// `http://127.0.0.1:PORT`.
@@ -292,6 +304,7 @@ pub struct LoopbackServer {
     task: tokio::task::JoinHandle<Result<()>>,
 }
 
+#[cfg(feature = "server")]
 impl LoopbackServer {
     /// Binds `config` (its address replaced by 127.0.0.1:0) serving `model`, and starts serving.
     pub async fn start(config: bottlenet_runtime::ServerConfig, model: impl RtCloud) -> Result<Self> {

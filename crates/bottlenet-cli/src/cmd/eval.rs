@@ -42,10 +42,6 @@ pub struct EvalArgs {
 }
 
 /// Parses `RB3` or `3`.
-pub fn parse_split(text: &str) -> Result<usize> {
-    let digits = text.trim().trim_start_matches("RB").trim_start_matches("rb");
-    digits.parse().with_context(|| format!("split {text:?} is not RBj or j (e.g. RB1)"))
-}
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let device = super::device_ready(args.device)?.device()?;
@@ -53,7 +49,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let cloud = Bundle::load_cloud(&args.bundle, &device)?;
     let (data, _) = super::open_bundle_data(args.data.as_deref(), &mobile.manifest)?;
     let splits: Vec<usize> = match &args.split {
-        Some(s) => vec![parse_split(s)?],
+        Some(s) => vec![super::parse_split(s)?],
         None => mobile.splits().collect(),
     };
     for j in splits {

@@ -1,6 +1,7 @@
 //! `bottlenet infer`: the phone half of a bundle against a running server, over the dataset's
 //! test images; prints accuracy, bytes sent, latency percentiles and which path served how many.
 
+use crate::record::SavingPhone;
 use crate::serving::BundlePhone;
 use anyhow::{Context, Result, anyhow, bail};
 use bottlenet_data::Augment;
@@ -67,6 +68,11 @@ pub struct InferArgs {
     /// Classes returned per answer.
     #[arg(long, default_value_t = 5)]
     pub top_k: u32,
+    /// Write every payload sent to the server into this folder, byte for byte: the wire frame of
+    /// each split request (`000000-RB1.bnf`, …, numbered in sending order; `frame inspect` reads
+    /// them), the input JPEG of each cloud-only one.
+    #[arg(long, value_name = "DIR")]
+    pub save_frames: Option<PathBuf>,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -98,7 +104,7 @@ fn connection(args: &InferArgs, options: &mut ClientOptions) -> Result<()> {
         let ca_pem = std::fs::read(ca).with_context(|| format!("reading the CA certificate {}", ca.display()))?;
         options.tls = Some(ClientTls { ca_pem: Some(ca_pem), domain: None });
     }
-    options.token = args.token_file.as_deref().map(super::serve::read_token).transpose()?;
+    options.token = args.token_file.as_deref().map(super::read_token).transpose()?;
     Ok(())
 }
 
@@ -128,10 +134,14 @@ pub fn run(args: InferArgs) -> Result<()> {
         Some(bottlenet_runtime::MOBILE_ONLY) => SplitMode::MobileOnly,
         Some("auto") => SplitMode::Auto(Box::new(algorithm1(&args)?)),
         Some(s) => {
-            let j = super::eval::parse_split(s)?;
+            let j = super::parse_split(s)?;
             SplitMode::Fixed(manifest.entry(j).with_context(|| format!("bundle has no split RB{j}; it has {:?}", phone.splits()))?.name.clone())
         }
         None => SplitMode::Fixed(phone.splits().into_iter().next().context("bundle has no splits")?),
+    };
+    let phone: Arc<dyn PhoneHalf> = match &args.save_frames {
+        Some(dir) => Arc::new(SavingPhone::new(phone, dir).with_context(|| format!("--save-frames: cannot create {}", dir.display()))?),
+        None => Arc::new(phone),
     };
     if !args.images.is_empty() {
         options.mode = mode;
@@ -143,7 +153,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     options.mode = mode;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let report = runtime.block_on(async {
-        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options)
+        let client = Client::connect(&args.server, phone, options)
             .await
             .map_err(|e| explain(e, &args.server, format!("connecting to {}", args.server)))?;
         let bar = super::progress(args.json, total as u64, "infer".into());
@@ -212,7 +222,7 @@ struct FileAnswer {
 }
 
 /// `infer --images`: the user's own photos, prepared as the bundle's training data was.
-fn classify_files(args: &InferArgs, phone: BundlePhone, options: ClientOptions, manifest: &bottlenet_model::Manifest) -> Result<()> {
+fn classify_files(args: &InferArgs, phone: Arc<dyn PhoneHalf>, options: ClientOptions, manifest: &bottlenet_model::Manifest) -> Result<()> {
     let [channels, height, width] = manifest.input_shape;
     if height != width {
         bail!("--images needs a bundle with a square input; this one takes {height}×{width}");
@@ -229,7 +239,7 @@ fn classify_files(args: &InferArgs, phone: BundlePhone, options: ClientOptions, 
         .collect::<Result<Vec<_>>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let answers = runtime.block_on(async {
-        let client = Client::connect(&args.server, Arc::new(phone) as Arc<dyn PhoneHalf>, options)
+        let client = Client::connect(&args.server, phone, options)
             .await
             .map_err(|e| explain(e, &args.server, format!("connecting to {}", args.server)))?;
         let mut answers = Vec::with_capacity(images.len());

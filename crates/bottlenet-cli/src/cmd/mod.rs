@@ -1,23 +1,36 @@
-//! One module per subcommand, and the helpers they share.
+//! One module per subcommand, and the helpers they share. Which modules a build holds follows
+//! its cargo features (see `main.rs`); nothing here outside `full` may use the training crate.
 
+#[cfg(feature = "full")]
 pub mod bench;
+#[cfg(feature = "full")]
 pub mod codec;
+#[cfg(feature = "full")]
 pub mod demo;
+#[cfg(feature = "full")]
 pub mod eval;
+#[cfg(feature = "full")]
 pub mod export;
 pub mod frame;
 pub mod profile;
+#[cfg(feature = "phone")]
 pub mod infer;
 pub mod model;
+#[cfg(feature = "full")]
 pub mod report;
+#[cfg(feature = "full")]
 pub mod select;
+#[cfg(feature = "full")]
 pub mod search;
+#[cfg(feature = "server")]
 pub mod serve;
+#[cfg(feature = "full")]
 pub mod train;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use bottlenet_data::{DataSource, DatasetPair, FolderOptions, SYSTEM_FASHION_MNIST_DIR, resolve};
 use bottlenet_model::{DeviceChoice, Manifest};
+#[cfg(feature = "full")]
 use bottlenet_train::config::DataSection;
 use std::path::Path;
 
@@ -33,6 +46,7 @@ pub fn open_data_with(explicit: Option<&Path>, folder: &FolderOptions) -> Result
 
 /// The dataset of an experiment: `--data` over the config's `[data] path`, else the default
 /// resolution; image folders resized and cropped as the section says (paper: 256 → 224).
+#[cfg(feature = "full")]
 pub fn open_experiment_data(explicit: Option<&Path>, section: &DataSection) -> Result<(DatasetPair, DataSource)> {
     open_data_with(explicit.or(section.path.as_deref()), &section.folder_options())
 }
@@ -83,7 +97,34 @@ pub fn engine_name(choice: DeviceChoice, threads: usize) -> String {
     }
 }
 
-/// A progress bar on stderr, hidden when `quiet` (the training crate's style).
+/// A progress bar on stderr, hidden when `quiet`, in the training crate's style
+/// (`bottlenet_train::trainer::progress_bar`; kept here so the phone build needs no training code).
+#[cfg(feature = "phone")]
 pub fn progress(quiet: bool, len: u64, prefix: String) -> indicatif::ProgressBar {
-    bottlenet_train::trainer::progress_bar(quiet, len, prefix)
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len).with_prefix(prefix);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// A split written `RBj`, `rbj` or `j`: its index `j`.
+#[cfg(feature = "phone")]
+pub fn parse_split(text: &str) -> Result<usize> {
+    let digits = text.trim().trim_start_matches("RB").trim_start_matches("rb");
+    digits.parse().with_context(|| format!("split {text:?} is not RBj or j (e.g. RB1)"))
+}
+
+/// The bearer token in `path`: its first line, surrounding whitespace removed (shared by
+/// `serve --token-file` and `infer --token-file`, so one file configures both ends).
+pub fn read_token(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        bail!("the token file {} is empty; put the token on its first line", path.display());
+    }
+    Ok(token.to_string())
 }

@@ -1,12 +1,13 @@
 //! `bottlenet model info`: the split points of a backbone with their feature shapes, raw sizes
 //! and head / tail multiply-accumulates (paper Fig. 6), computed from the layer shapes.
 //! `bottlenet model add-full`: puts a trained baseline into a bundle as its unsplit network, which
-//! the mobile-only and cloud-only paths run.
+//! the mobile-only and cloud-only paths run (full build only: it reads a training run).
 
 use anyhow::{Context, Result};
 use bottlenet_model::{Arch, BackboneConfig, InfoRow, InfoTable, model_info, parse_shape};
 use clap::{Args, Subcommand};
 use serde::Serialize;
+#[cfg(feature = "full")]
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -15,9 +16,11 @@ pub enum ModelCommand {
     Info(InfoArgs),
     /// Add a trained baseline (a `bottlenet train` output folder, mode baseline) to a bundle as
     /// the unsplit network that mobile-only and cloud-only run; the bundle is rewritten atomically.
+    #[cfg(feature = "full")]
     AddFull(AddFullArgs),
 }
 
+#[cfg(feature = "full")]
 #[derive(Debug, Args)]
 pub struct AddFullArgs {
     /// Model bundle folder to extend.
@@ -76,10 +79,12 @@ impl<'a> From<&'a InfoRow> for InfoLine<'a> {
 pub fn run(command: ModelCommand) -> Result<()> {
     match command {
         ModelCommand::Info(args) => info(args),
+        #[cfg(feature = "full")]
         ModelCommand::AddFull(args) => add_full(args),
     }
 }
 
+#[cfg(feature = "full")]
 fn add_full(args: AddFullArgs) -> Result<()> {
     let device = bottlenet_model::DeviceChoice::Flex.device()?;
     let mut bundle = bottlenet_model::Bundle::load(&args.bundle, &device).with_context(|| format!("loading {}", args.bundle.display()))?;

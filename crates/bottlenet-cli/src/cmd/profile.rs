@@ -6,16 +6,21 @@
 //! beside the measurement, standing for a loaded device. A cloud profile also records the
 //! serving stack's fixed cost per request (`request_overhead_ms`), measured with a real client
 //! against a loopback server; Algorithm 1 adds it to every path that uses the server.
+//!
+//! The phone build measures `--role mobile` only and the server build `--role cloud` only; both
+//! take the unmodified network from the bundle (`--baseline RUN_DIR` needs the training crate,
+//! so only the full build has it).
 
 use anyhow::{Context, Result, bail};
-use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg, decode_photo};
+use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg};
+#[cfg(feature = "server")]
+use bottlenet_codec::photo::decode_photo;
+#[cfg(feature = "server")]
 use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use bottlenet_data::{Augment, DatasetPair};
 use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 use bottlenet_partition::{Profile, ProfileEntry, Role};
-use bottlenet_train::load_trained;
-use bottlenet_train::evaluate::batch_tensors;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +37,7 @@ pub struct ProfileArgs {
     pub role: Role,
     /// Trained unmodified network (a training output folder) for the mobile-only and cloud-only
     /// candidates; default: the bundle's full network.
+    #[cfg(feature = "full")]
     #[arg(long)]
     pub baseline: Option<PathBuf>,
     /// Inference threads (default: all cores).
@@ -104,12 +110,33 @@ pub struct Measure {
 
 /// The unmodified network: `explicit` (a training output folder), else the bundle's full network.
 pub fn baseline_network(bundle: &Path, explicit: Option<&Path>, device: &Device) -> Result<BottleNet> {
-    match explicit {
-        Some(dir) => Ok(load_trained(dir, device)?),
-        None => Bundle::load_full(bundle, device)?.with_context(|| {
-            format!("{} has no full network for mobile-only and cloud-only; pass --baseline RUN_DIR or add one with `bottlenet model add-full`", bundle.display())
-        }),
+    #[cfg(feature = "full")]
+    if let Some(dir) = explicit {
+        return Ok(bottlenet_train::load_trained(dir, device)?);
     }
+    #[cfg(not(feature = "full"))]
+    let _ = explicit;
+    Bundle::load_full(bundle, device)?.with_context(|| {
+        format!("{} has no full network for mobile-only and cloud-only; pass --baseline RUN_DIR (full build) or add one with `bottlenet model add-full`", bundle.display())
+    })
+}
+
+/// `Ok` when this build measures `role`; else one line naming the build that does.
+fn role_built(role: Role) -> Result<()> {
+    let built = match role {
+        Role::Mobile => cfg!(feature = "phone"),
+        Role::Cloud => cfg!(feature = "server"),
+    };
+    if !built {
+        let (name, feature) = if role == Role::Mobile { ("mobile", "phone") } else { ("cloud", "server") };
+        bail!("this binary cannot measure --role {name}; build it with `cargo build --release -p bottlenet-cli --no-default-features --features {feature}` (or the default full build)");
+    }
+    Ok(())
+}
+
+/// One sample of `pixels` (normalised, CHW) as a `[1, C, H, W]` tensor.
+fn input_tensor(pixels: Vec<f32>, [c, h, w]: [usize; 3], device: &Device) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(pixels, [1, c, h, w]), device)
 }
 
 /// Measures one role's profile of every candidate in `bundle` on the first test image of `data`.
@@ -118,7 +145,7 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
     let [channels, height, width] = data.test.input_shape();
     let sample = data.test.get(0, Augment::Eval)?;
     let raw = data.test.raw(0, Augment::Eval)?;
-    let image = || batch_tensors(sample.pixels.clone(), &[sample.label], [1, channels, height, width], &device).0;
+    let image = || input_tensor(sample.pixels.clone(), [channels, height, width], &device);
     if baseline.config().input_shape != [channels, height, width] {
         bail!("baseline expects {:?} inputs, the dataset has {:?}", baseline.config().input_shape, [channels, height, width]);
     }
@@ -137,12 +164,15 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
         .collect();
 
     let mut entries = Vec::new();
+    // Only a cloud profile measures the request overhead.
+    #[cfg_attr(not(feature = "server"), allow(unused_mut))]
     let mut overhead = None;
     // The cloud-only upload: the photo as a phone sends it (colour JPEG 4:2:0; DESIGN §1).
     let input_codec = PhotoJpeg { quality: m.input_quality, sampling: ChromaSampling::Yuv420 };
     let photo = raw.image.planar();
     let measured = (|| -> Result<()> {
         match m.role {
+            #[cfg(feature = "phone")]
             Role::Mobile => {
                 let mobile = Bundle::load_mobile(bundle, &device)?;
                 for j in mobile.splits().collect::<Vec<_>>() {
@@ -155,6 +185,7 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
                 let samples = time_ms(m.runs, || baseline.forward(image(), CodecMode::None).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
                 entries.push(summarize("mobile-only", samples));
             }
+            #[cfg(feature = "server")]
             Role::Cloud => {
                 let mobile = Bundle::load_mobile(bundle, &device)?;
                 let cloud = Bundle::load_cloud(bundle, &device)?;
@@ -169,7 +200,7 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
                 let plane = height * width;
                 let samples = time_ms(m.runs, || {
                     let pixels = decode_photo(&file, channels, height, width)?.iter().enumerate().map(|(i, &p)| norm.apply(i / plane, p)).collect();
-                    let input = batch_tensors(pixels, &[0], [1, channels, height, width], &device).0;
+                    let input = input_tensor(pixels, [channels, height, width], &device);
                     baseline.forward(input, CodecMode::None)?.into_data();
                     Ok(())
                 })?;
@@ -180,6 +211,9 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
                     overhead = Some((request_round_trip_ms(bundle, &baseline, &raw, &split, m.runs)? - tc).max(0.0));
                 }
             }
+            // The role this build does not hold: refused in one line (run() refuses it earlier).
+            #[cfg(not(all(feature = "phone", feature = "server")))]
+            other => role_built(other)?,
         }
         Ok(())
     })();
@@ -214,12 +248,14 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
 /// to a loopback gRPC server holding this bundle (batching off: one phone), and each request's
 /// end-to-end time less the phone's own time is what the server path cost it. Less `TC_j` this
 /// is the serving stack's fixed cost per request.
+#[cfg(feature = "server")]
 fn request_round_trip_ms(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_data::RawSample, split: &str, runs: usize) -> Result<f64> {
     use bottlenet_runtime::{Client, ClientOptions, CloudHalf as _, PhoneHalf, ServerConfig, SplitMode};
     let device = baseline.device();
     let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some(baseline.clone()));
     let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device));
-    let image = super::infer::chw(&raw.image)?;
+    // The dataset image (HWC) as the runtime's CHW image (what `infer` sends).
+    let image = bottlenet_runtime::Image::new(raw.image.channels, raw.image.height, raw.image.width, raw.image.planar())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
         let config = ServerConfig { max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
@@ -245,9 +281,14 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // burn's flex backend computes on rayon's global pool.
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the inference thread count")?;
+    role_built(args.role)?;
     let device = super::device_ready(args.device)?.device()?;
     let (data, _) = super::open_bundle_data(args.data.as_deref(), &Bundle::read_manifest(&args.bundle)?)?;
-    let baseline = Arc::new(baseline_network(&args.bundle, args.baseline.as_deref(), &device)?);
+    #[cfg(feature = "full")]
+    let explicit = args.baseline.as_deref();
+    #[cfg(not(feature = "full"))]
+    let explicit = None;
+    let baseline = Arc::new(baseline_network(&args.bundle, explicit, &device)?);
     let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w, device: args.device };
     let profile = measure(&args.bundle, baseline, &data, &setup)?;
     match &args.out {

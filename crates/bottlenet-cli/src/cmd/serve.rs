@@ -2,12 +2,12 @@
 //! restoration + tail, plus the whole network for the cloud-only path.
 
 use crate::serving::BundleCloud;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bottlenet_model::{Bundle, DeviceChoice};
 use bottlenet_runtime::{CloudHalf, Server, ServerConfig, TlsIdentity, shutdown_signal};
 use clap::Args;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, Args)]
@@ -56,17 +56,6 @@ pub struct ServeArgs {
     pub device: DeviceChoice,
 }
 
-/// The bearer token in `path`: its first line, surrounding whitespace removed (shared by
-/// `serve --token-file` and `infer --token-file`, so one file configures both ends).
-pub fn read_token(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the token file {}", path.display()))?;
-    let token = text.lines().next().unwrap_or_default().trim();
-    if token.is_empty() {
-        bail!("the token file {} is empty; put the token on its first line", path.display());
-    }
-    Ok(token.to_string())
-}
-
 /// The server configuration of `args`, checked (the address rule included) before any model
 /// is loaded.
 fn server_config(args: &ServeArgs) -> Result<ServerConfig> {
@@ -77,7 +66,7 @@ fn server_config(args: &ServeArgs) -> Result<ServerConfig> {
         ),
         _ => None,
     };
-    let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let token = args.token_file.as_deref().map(super::read_token).transpose()?;
     let config = ServerConfig {
         addr: args.addr,
         max_batch: args.max_batch,
