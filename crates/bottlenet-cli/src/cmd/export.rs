@@ -30,7 +30,7 @@ fn signatures(list: &[TensorSignature]) -> serde_json::Value {
 pub fn run(args: ExportArgs) -> Result<()> {
     // The weights are read on the CPU; the ONNX files do not depend on the engine.
     let device = DeviceChoice::Flex.device()?;
-    let splits = args.split.as_deref().map(super::eval::parse_split).transpose()?.map(|j| vec![j]);
+    let splits = args.split.as_deref().map(super::parse_split).transpose()?.map(|j| vec![j]);
     let export = export_bundle(&args.bundle, splits.as_deref(), &device).with_context(|| format!("exporting {} to ONNX", args.bundle.display()))?;
     for exported in &export.models {
         let path = args.out.join(&exported.file);
