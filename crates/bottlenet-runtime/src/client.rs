@@ -237,6 +237,9 @@ impl Client {
             });
         }
         *lock(&self.server_splits) = Some(splits);
+        if let Some(policy) = self.policy() {
+            lock(&policy).restrict(&self.candidates());
+        }
         Ok(())
     }
 

@@ -99,6 +99,11 @@ pub struct Observation {
 pub trait SplitPolicy: Send {
     fn choose(&mut self) -> Choice;
     fn observe(&mut self, observation: &Observation);
+    /// Told once the server's status is known: the paths both the phone and the server hold
+    /// (then cloud-only, mobile-only). A policy must never choose another.
+    fn restrict(&mut self, available: &[Choice]) {
+        let _ = available;
+    }
 }
 
 /// The paper's policy: Algorithm 1's selection phase over profiled costs, re-run at run time
@@ -146,6 +151,16 @@ impl Algorithm1 {
 impl SplitPolicy for Algorithm1 {
     fn choose(&mut self) -> Choice {
         Choice::from_name(self.reselector.current())
+    }
+
+    fn restrict(&mut self, available: &[Choice]) {
+        match self.reselector.retain(|name| available.iter().any(|c| c.name() == name)) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::warn!(?removed, chosen = self.reselector.current(), "Algorithm 1 candidates the phone's bundle or the server lack are left out");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "could not restrict Algorithm 1's candidates"),
+        }
     }
 
     fn observe(&mut self, obs: &Observation) {
@@ -237,6 +252,13 @@ impl ObservedLatency {
 }
 
 impl SplitPolicy for ObservedLatency {
+    fn restrict(&mut self, available: &[Choice]) {
+        self.candidates.retain(|c| available.contains(c));
+        if self.current.as_ref().is_some_and(|c| !available.contains(c)) {
+            self.current = None;
+        }
+    }
+
     fn choose(&mut self) -> Choice {
         self.decisions += 1;
         if let Some(unseen) = self

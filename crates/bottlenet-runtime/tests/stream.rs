@@ -172,3 +172,35 @@ async fn the_client_answers_alike_over_the_stream_and_over_unary_calls() {
     .await
     .expect("test finishes in time");
 }
+
+/// Algorithm 1's candidates come from the results file; at start they are checked against the
+/// phone's bundle and the server's status, so a split either lacks is never chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_never_picks_a_split_the_server_lacks() {
+    use bottlenet_partition::{CandidateCosts, CandidateKind, NetworkPreset, ReselectConfig, Reselector, Target};
+    tokio::time::timeout(LIMIT, async {
+        let server = start(loopback_config(), Arc::new(FakeCloud::new()) as Arc<dyn CloudHalf>).await;
+        let cost = |name: &str, kind, tm_ms, bytes| CandidateCosts { name: name.into(), kind, tm_ms, tc_ms: 1.0, bytes, accuracy: 90.0 };
+        let costs = vec![
+            // Cheapest by far, but neither end has it.
+            cost("rb99", CandidateKind::Split { index: 99 }, 0.1, 10.0),
+            cost("rb4", CandidateKind::Split { index: 4 }, 1.0, 100.0),
+            cost(bottlenet_runtime::CLOUD_ONLY, CandidateKind::CloudOnly, 0.5, 30_000.0),
+            CandidateCosts { tc_ms: 0.0, bytes: 0.0, ..cost(bottlenet_runtime::MOBILE_ONLY, CandidateKind::MobileOnly, 50.0, 0.0) },
+        ];
+        let config = ReselectConfig::new(Target::Latency, 1.3, 90.0, 2.0);
+        let reselector = Reselector::new(costs, NetworkPreset::ThreeG.network(), config).expect("reselector");
+        assert_eq!(reselector.current(), "rb99");
+        let policy = bottlenet_runtime::Algorithm1::new(reselector);
+        let client = Client::connect(&server.url(), Arc::new(FakePhone::new()), ClientOptions::new(SplitMode::Auto(Box::new(policy))))
+            .await
+            .expect("connect");
+        for image in &images(5, 43) {
+            let answer = client.infer(image).await.expect("answer");
+            assert_eq!(answer.served_by, Choice::Split("rb4".into()), "{answer:?}");
+        }
+        server.stop().await.expect("clean stop");
+    })
+    .await
+    .expect("test finishes in time");
+}
