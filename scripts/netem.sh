@@ -15,13 +15,17 @@
 #          own len/R (plus at most one filler frame, 0.15 ms) instead of slipping through on a
 #          bucket that filled up in the idle gap between requests. No delay or loss here.
 #
+# TLS is on by default (--tls off for plain text): a throwaway self-signed certificate for the
+# cloud's address is made with openssl for each run; `infer` checks it with --ca.
+#
 # Measured latency is the p50 of the client's per-image end-to-end time (the JSON rows also carry
 # the mean and its phone / upload / server parts). The client sends cloud-only's input JPEG at the
 # quality the results file measured it at (`infer --results`). "pred" is Algorithm 1's TM + 8·bytes/NB + TC with the payload
 # bytes the client really sent (cloud-only's JPEG quality may differ from the results file);
 # "Alg1" is `select`'s own latency with the results file's bytes. "wire" is what left the
-# phone's interface per request (Ethernet/IP/TCP/HTTP2/gRPC framing, ACKs, connection setup
-# amortised over --limit): the model does not count it, the link does.
+# phone's interface per image (`wire_bytes_per_image`: every packet of the up-link counted at
+# the veth — Ethernet/IP/TCP, TLS, HTTP/2 and gRPC framing, ACKs, the stream's set-up amortised
+# over --limit); "wire_ms" is Algorithm 1's sum with those bytes.
 #
 # Exit status: 0 ok, 1 a step failed, 2 bad usage, 3 a prerequisite is missing (not root, no
 # `ip netns`, no tbf/htb/netem qdisc, no python3) -- `--check` tests only those.
@@ -47,6 +51,8 @@ SHAPER=auto
 JSON_OUT=
 SERVE_ARGS="--max-batch 1 --max-delay-ms 0"
 NICE=0
+TLS=on
+TRANSPORT=stream
 CHECK=0
 STALE=0
 
@@ -87,6 +93,8 @@ Options:
   --loss-pct PCT         up-link packet loss, percent (netem only) [0]
   --shaper S             auto, netem or tbf (auto: netem if the kernel has it) [$SHAPER]
   --serve-args "ARGS"    extra arguments for bottlenet serve [$SERVE_ARGS]
+  --tls on|off           TLS between phone and cloud (throwaway certificate) [$TLS]
+  --transport T          infer --transport: stream or unary [$TRANSPORT]
   --nice N               run server, client and filler under \`nice -n N\` (N < 0 shields the
                          measurement from other jobs on a busy machine) [0]
   --json FILE            also write the rows as JSON
@@ -118,6 +126,8 @@ while [ $# -gt 0 ]; do
         --shaper) SHAPER=${2:?}; shift 2 ;;
         --serve-args) SERVE_ARGS=${2?}; shift 2 ;;
         --nice) NICE=${2:?}; shift 2 ;;
+        --tls) TLS=${2:?}; shift 2 ;;
+        --transport) TRANSPORT=${2:?}; shift 2 ;;
         --json) JSON_OUT=${2:?}; shift 2 ;;
         --check) CHECK=1; shift ;;
         --cleanup-stale) STALE=1; shift ;;
@@ -133,6 +143,8 @@ is_number "$LOSS_PCT" || usage_error "--loss-pct must be a number >= 0, got '$LO
 [[ $NICE =~ ^-?[0-9]+$ ]] || usage_error "--nice must be an integer, got '$NICE'"
 case $SHAPER in auto|netem|tbf) ;; *) usage_error "--shaper must be auto, netem or tbf" ;; esac
 case $TARGET in latency|energy) ;; *) usage_error "--target must be latency or energy" ;; esac
+case $TLS in on|off) ;; *) usage_error "--tls must be on or off" ;; esac
+case $TRANSPORT in stream|unary) ;; *) usage_error "--transport must be stream or unary" ;; esac
 IFS=, read -r -a PRESET_LIST <<<"$PRESETS"
 [ ${#PRESET_LIST[@]} -gt 0 ] || usage_error "--presets is empty"
 for p in "${PRESET_LIST[@]}"; do
@@ -200,6 +212,9 @@ check_prerequisites() {
     for c in ip tc ss python3; do
         command -v "$c" >/dev/null || missing "'$c' not found"
     done
+    if [ "$TLS" = on ]; then
+        command -v openssl >/dev/null || missing "'openssl' not found (needed for --tls on; or pass --tls off)"
+    fi
     ip netns list >/dev/null 2>&1 || missing "'ip netns' is not available"
     NAMESPACES+=("$PROBE_NS")
     ip netns add "$PROBE_NS" 2>/dev/null || missing "'ip netns add' failed (no network namespaces?)"
@@ -246,6 +261,21 @@ for f in "$RESULTS" "$MOBILE" "$CLOUD"; do [ -f "$f" ] || die "'$f' not found"; 
 
 TMP=$(mktemp -d "/tmp/$PREFIX-$$.XXXXXX")
 HELPER=$TMP/helper.py
+SCHEME=http
+TLS_SERVE=(--insecure)  # plain text on the namespaces' private veth, on purpose
+TLS_INFER=()
+if [ "$TLS" = on ]; then
+    # A throwaway certificate for the cloud's address, valid for a day, never reused. Not a CA
+    # (rustls refuses a CA certificate as the server's own); infer trusts it directly (--ca).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+        -subj /CN=bottlenet-netem -addext "subjectAltName=IP:$CLOUD_IP" \
+        -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
+        -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>"$TMP/openssl.log" \
+        || { cat "$TMP/openssl.log" >&2; die "openssl could not make the throwaway certificate"; }
+    SCHEME=https
+    TLS_SERVE=(--tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem")
+    TLS_INFER=(--ca "$TMP/cert.pem")
+fi
 
 # --- python helper: select -> plan, rows, table, filler ------------------------------------
 cat >"$HELPER" <<'PY'
@@ -286,6 +316,7 @@ def row(plan_file, name, infer_file, wire_bytes, meta):
     pred = c["tm_ms"] + tu + c["tc_ms"] + delay
     n = m["requests"]
     wire = wire_bytes / n if n else 0.0
+    served = sum(v for k, v in (m.get("by_path") or {}).items() if k != "mobile-only")
     tu_wire = 8 * wire / (rate * 1e3) if math.isfinite(rate) else 0.0
     pred_wire = c["tm_ms"] + tu_wire + c["tc_ms"] + delay
     return {
@@ -295,7 +326,9 @@ def row(plan_file, name, infer_file, wire_bytes, meta):
         "alg1_ms": c["latency_ms"], "alg1_bytes": c["bytes"],
         "tm_ms": c["tm_ms"], "tu_ms": tu, "tc_ms": c["tc_ms"], "pred_ms": pred,
         "pred_wire_ms": pred_wire,
-        "sent_bytes": sent, "wire_bytes_per_request": wire if n else None,
+        "sent_bytes": sent, "wire_bytes_per_image": wire if n else None,
+        "wire_overhead_bytes": (wire * n / served - sent * n / served) if served else None,
+        "tls": meta.get("tls") == "on", "transport": meta.get("transport"),
         "p50_ms": m["p50_ms"], "p95_ms": m["p95_ms"], "p99_ms": m["p99_ms"],
         "mean_ms": m.get("mean_ms"), "phone_ms": m.get("mean_phone_ms"),
         "upload_ms": m.get("mean_upload_ms"), "server_ms": m.get("mean_server_ms"),
@@ -311,11 +344,11 @@ def table(rows_file, json_out):
     if not rows:
         return
     r0 = rows[0]
-    print(f"shaper {r0['shaper']}; delay {r0['delay_ms']:g} ms, loss {r0['loss_pct']:g} %; nice {r0['nice']}; "
+    print(f"TLS {'on' if r0['tls'] else 'off'}; transport {r0['transport']}; shaper {r0['shaper']}; delay {r0['delay_ms']:g} ms, loss {r0['loss_pct']:g} %; nice {r0['nice']}; "
           f"{r0['requests']} images per path; measured = p50 end-to-end ms; * = Algorithm 1's choice")
     print("Alg1 = select's TM+TU+TC with the results file's bytes (B_alg1); pred = the same with "
           "the payload bytes really sent (B_sent); wire = the same with the bytes that left the "
-          "phone's interface per request (B_wire: framing, ACKs, set-up); err = p50 vs pred")
+          "phone's interface per image (B_wire: framing, TLS, ACKs, set-up); err = p50 vs pred")
     head = ("preset", "Mbit/s", "path", "Alg1_ms", "pred_ms", "wire_ms", "p50_ms", "err_%",
             "err_wire_%", "B_alg1", "B_sent", "B_wire", "fallback")
     fmt = "{:<6} {:>6} {:<13} {:>7} {:>7} {:>7} {:>7} {:>6} {:>10} {:>6} {:>6} {:>6} {:>8}"
@@ -326,12 +359,18 @@ def table(rows_file, json_out):
         print(fmt.format(r["preset"], f(r["rate_mbps"]), r["path"] + ("*" if r["chosen"] else ""),
                          f(r["alg1_ms"]), f(r["pred_ms"]), f(r["pred_wire_ms"]), f(r["p50_ms"]),
                          pct(r["err_pct"]), pct(r["err_wire_pct"]), f(r["alg1_bytes"], 0),
-                         f(r["sent_bytes"], 0), f(r["wire_bytes_per_request"], 0), r["fallbacks"]))
+                         f(r["sent_bytes"], 0), f(r["wire_bytes_per_image"], 0), r["fallbacks"]))
     # A fallback answer came from the phone alone: that row did not measure its path only.
     for r in rows:
         if r["fallbacks"]:
             print(f"warning: {r['preset']} / {r['path']}: {r['fallbacks']} answers fell back "
                   f"({r['by_path']}); its p50 mixes paths", file=sys.stderr)
+    # The transport's overhead per image (interface bytes less payload), for
+    # `profile --role cloud --wire-overhead-bytes`: the mean over the rows that sent frames.
+    split_rows = [r for r in rows if r["wire_overhead_bytes"] is not None and r["path"] not in ("cloud-only", "mobile-only")]
+    if split_rows:
+        o = sum(r["wire_overhead_bytes"] for r in split_rows) / len(split_rows)
+        print(f"wire overhead per image (split rows, mean): {o:.1f} B over {r0['limit']} images per row")
     if json_out:
         with open(json_out, "w") as out:
             json.dump({"statistic": "p50_ms", "rows": rows}, out, indent=1)
@@ -444,9 +483,8 @@ wire_bytes() {
 }
 
 # --- server --------------------------------------------------------------------------------
-# --insecure: the namespaces' private veth link, plain text on purpose (bytes are frames + gRPC + TCP).
 # shellcheck disable=SC2086 # SERVE_ARGS is a word list on purpose
-"${IN_CLOUD[@]}" "$BIN" serve --bundle "$BUNDLE" --addr "$CLOUD_IP:$PORT" --insecure $SERVE_ARGS \
+"${IN_CLOUD[@]}" "$BIN" serve --bundle "$BUNDLE" --addr "$CLOUD_IP:$PORT" "${TLS_SERVE[@]}" $SERVE_ARGS \
     >"$TMP/serve.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
@@ -462,10 +500,10 @@ log "server listening on $CLOUD_IP:$PORT ($SERVE_ARGS)"
 ROWS=$TMP/rows.jsonl
 : >"$ROWS"
 META=$(python3 -c 'import json, sys
-k = ("shaper", "delay_ms", "loss_pct", "limit", "serve_args", "nice")
+k = ("shaper", "delay_ms", "loss_pct", "limit", "serve_args", "nice", "tls", "transport")
 v = sys.argv[1:]
-print(json.dumps(dict(zip(k, [v[0], float(v[1]), float(v[2]), int(v[3]), v[4], int(v[5])]))))' \
-    "$SHAPER" "$DELAY_MS" "$LOSS_PCT" "$LIMIT" "$SERVE_ARGS" "$NICE")
+print(json.dumps(dict(zip(k, [v[0], float(v[1]), float(v[2]), int(v[3]), v[4], int(v[5]), v[6], v[7]]))))' \
+    "$SHAPER" "$DELAY_MS" "$LOSS_PCT" "$LIMIT" "$SERVE_ARGS" "$NICE" "$TLS" "$TRANSPORT")
 DATA_ARGS=()
 [ -n "$DATA" ] && DATA_ARGS=(--data "$DATA")
 
@@ -485,8 +523,8 @@ for preset in "${PRESET_LIST[@]}"; do
     while read -r path; do
         log "$preset (${rate} Mbit/s): $path, $LIMIT images"
         before=$(wire_bytes)
-        run_bg "${IN_PHONE[@]}" "$BIN" infer --server "http://$CLOUD_IP:$PORT" \
-            --bundle "$BUNDLE" --split "$path" --results "$RESULTS" --limit "$LIMIT" "${DATA_ARGS[@]}" --json \
+        run_bg "${IN_PHONE[@]}" "$BIN" infer --server "$SCHEME://$CLOUD_IP:$PORT" "${TLS_INFER[@]}" \
+            --transport "$TRANSPORT" --bundle "$BUNDLE" --split "$path" --results "$RESULTS" --limit "$LIMIT" "${DATA_ARGS[@]}" --json \
             >"$TMP/infer.json" || die "bottlenet infer failed on $preset / $path"
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/serve.log" >&2; die "bottlenet serve died during $preset / $path"; }
         after=$(wire_bytes)

@@ -269,7 +269,8 @@ impl RtPhone for BundlePhone {
         let z = half.features(self.input(image)?).map_err(Error::model)?;
         let [_, c, h, w] = z.dims();
         let tensor = FeatureTensor::new(Shape::new(c, h, w), to_host(z)?)?;
-        Ok(bottlenet_codec::encode(&tensor, &params)?)
+        // Version 2: what the split's manifest fixes (shape, codec) stays home (DESIGN §1).
+        Ok(bottlenet_codec::encode_v2(&tensor, &params)?)
     }
 
     fn full(&self, image: &Image) -> Result<Vec<f32>> {

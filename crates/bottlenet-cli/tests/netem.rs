@@ -4,7 +4,7 @@
 //! not even when the run is interrupted.
 //!
 //! Needs root and `ip netns`; without them (the script's `--check` exits 3) the tests print why
-//! and pass — unless `BOTTLENET_NETEM_REQUIRED` is set, where a skip is a failure. Timings are
+//! and pass — unless `CI` or `BOTTLENET_NETEM_REQUIRED` is set, where a skip is a failure. Timings are
 //! not asserted (they are noisy on a shared machine): `docs/netem.md` reports them.
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
@@ -43,7 +43,9 @@ fn runnable() -> bool {
             true
         }
         Some(3) => {
-            assert!(std::env::var_os("BOTTLENET_NETEM_REQUIRED").is_none(), "BOTTLENET_NETEM_REQUIRED is set but {}", stderr.trim());
+            for var in ["BOTTLENET_NETEM_REQUIRED", "CI"] {
+                assert!(std::env::var_os(var).is_none(), "{var} is set but {}", stderr.trim());
+            }
             eprintln!("SKIPPED netem test: {}", stderr.trim());
             false
         }
@@ -141,6 +143,12 @@ fn every_preset_and_path_has_a_measured_row_and_nothing_is_left() {
         assert_eq!(row["requests"], 5, "{preset}/{path}");
         // A fallback answer came from the phone alone: the row would not measure its path.
         assert_eq!(row["fallbacks"], 0, "{preset}/{path}: {}", row["by_path"]);
+        // Every packet of the up-link per image, counted at the veth; TLS is on by default.
+        let wire = row["wire_bytes_per_image"].as_f64().unwrap();
+        assert!(row["tls"] == true, "{preset}/{path}: TLS off");
+        if path != "mobile-only" {
+            assert!(wire > row["sent_bytes"].as_f64().unwrap(), "{preset}/{path}: {wire} B on the wire");
+        }
         from_json.insert((preset.to_string(), path.to_string(), row["chosen"] == true));
     }
     for preset in PRESETS {

@@ -94,9 +94,11 @@ async fn run() {
     // In process: phone frame → codec decode → server tail equals the aware forward pass.
     for (split, net) in splits.iter().zip(&nets) {
         for image in &images {
+            // The phone sends version-2 frames: decoded against the split's manifest.
             let frame = phone.encode(split, image).unwrap();
-            let features = bottlenet_codec::decode(&frame).unwrap();
-            assert_eq!(Some(features.shape), cloud.feature_shape(split));
+            let spec = bottlenet_codec::FrameSpec { shape: cloud.feature_shape(split).unwrap(), params: cloud.codec_params(split).unwrap() };
+            let features = bottlenet_codec::decode_with(&frame, &spec).unwrap();
+            assert_eq!(frame[0], bottlenet_codec::VERSION_V2);
             let got = cloud.tail(split, &[features]).unwrap().pop().unwrap();
             let want = reference_logits(net, image);
             assert!(max_abs_diff(&got, &want) < 1e-4, "{split}: {got:?} vs {want:?}");

@@ -120,7 +120,9 @@ fn wgpu_matches_flex_on_training_evaluation_and_serving() {
         let image = Image::new(1, 28, 28, raw.image.planar()).unwrap();
         let split = phone.splits().into_iter().next().unwrap();
         let frame = phone.encode(&split, &image).unwrap();
-        let want = reference.tail(&split, &[bottlenet_codec::decode(&frame).unwrap()]).unwrap().pop().unwrap();
+        // A version-2 frame: decoded against the split's manifest.
+        let spec = bottlenet_codec::FrameSpec { shape: reference.feature_shape(&split).unwrap(), params: reference.codec_params(&split).unwrap() };
+        let want = reference.tail(&split, &[bottlenet_codec::decode_with(&frame, &spec).unwrap()]).unwrap().pop().unwrap();
 
         let config = ServerConfig { addr: ([127, 0, 0, 1], 0).into(), max_batch: 1, workers: 1, ..ServerConfig::default() };
         let server = Server::bind(config, vec![cloud.clone() as Arc<dyn CloudHalf>]).await.unwrap();

@@ -24,8 +24,10 @@ pub enum Error {
     Truncated { needed: usize, got: usize },
     #[error("not a BottleNet frame (bad magic bytes)")]
     BadMagic,
-    #[error("frame version {0} is not supported (this build reads version {v})", v = crate::frame::VERSION)]
+    #[error("frame version {0} is not supported (this build reads versions 1 and 2)")]
     BadVersion(u8),
+    #[error("a version-2 frame leaves shape and codec to its split's manifest; decode it with the split's spec (decode_with, or `frame inspect --shape .. --codec ..`)")]
+    NeedsManifest,
     #[error("frame header is invalid: {0}")]
     BadHeader(String),
     #[error("frame checksum mismatch: header says {expected:#010x}, bytes give {actual:#010x}")]

@@ -203,6 +203,24 @@ impl Reselector {
         )
     }
 
+    /// Keeps only the candidates `available` says both ends hold (mobile-only always stays:
+    /// it needs no server), then chooses afresh by plain selection: at start the phone checks
+    /// Algorithm 1's candidates against its bundle and the server's status, so it never picks
+    /// a split either one lacks. Returns the names removed.
+    pub fn retain(&mut self, available: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+        let (keep, removed): (Vec<_>, Vec<_>) =
+            self.costs.iter().cloned().partition(|c| c.kind == CandidateKind::MobileOnly || available(&c.name));
+        let removed: Vec<String> = removed.into_iter().map(|c| c.name).collect();
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        self.costs = keep;
+        self.service_ms.retain(|name, _| !removed.contains(name));
+        self.pending = None;
+        self.current = self.selection()?.chosen().candidate.clone();
+        Ok(removed)
+    }
+
     /// Folds one observation in and decides. An invalid observation is rejected and leaves
     /// the state unchanged.
     pub fn observe(&mut self, observation: Observation) -> Result<Decision> {
@@ -475,6 +493,21 @@ mod tests {
             }
         );
         assert!(!r.observe(Observation::ServerReachable).unwrap().changed);
+    }
+
+    #[test]
+    fn candidates_the_bundle_or_server_lack_are_never_chosen() {
+        let mut r = reselector(latency_config());
+        assert_eq!(r.current(), "E");
+        // The server holds L only: E and cloud-only go, mobile-only stays.
+        let removed = r.retain(|name| name == "L").unwrap();
+        assert_eq!(removed, vec!["E".to_string(), "cloud-only".to_string()]);
+        assert_eq!(r.current(), "L");
+        let names: Vec<String> = r.effective_costs().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, vec!["L".to_string(), "mobile-only".to_string()]);
+        assert!(feed(&mut r, [100.0; 10]).is_empty(), "E is gone, whatever the link");
+        assert_eq!(r.retain(|_| false).unwrap(), vec!["L".to_string()]);
+        assert_eq!(r.current(), "mobile-only");
     }
 
     #[test]

@@ -1,26 +1,24 @@
 //! What the server checks about a request before it queues it: a frame's header against its
 //! split's manifest (DESIGN §1: the manifest fixes shape, codec, quality and bits), so a frame
-//! that claims another shape — say 1×4096×4096 — is refused for the price of parsing 28 bytes
-//! and a CRC, never for the price of decoding its payload.
+//! that claims another shape — say 1×4096×4096 — is refused for the price of parsing its
+//! header and a CRC, never for the price of decoding its payload. A version-2 frame does not
+//! carry those fields; its CRC covers them, so a frame made for another split fails it.
 //!
 //! The cloud-only path's JPEG is the model's to decode ([`crate::CloudHalf::decode_image`]);
 //! its declared size is checked there, from the JPEG headers, before any pixel is decoded.
 
-use bottlenet_codec::{CodecParams, FrameHeader, Shape};
+use bottlenet_codec::{FrameHeader, FrameSpec, VERSION_V2};
 
 use crate::error::{Error, Result};
-
-/// What a split's manifest says its frames carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FrameSpec {
-    pub shape: Shape,
-    pub params: CodecParams,
-}
 
 /// Parses `frame`'s header (structure and checksum only, no payload decoding) and checks it
 /// against `spec`: shape first, then codec, quality and bits, each mismatch named.
 pub(crate) fn check_frame(frame: &[u8], split: &str, spec: &FrameSpec) -> Result<FrameHeader> {
-    let header = bottlenet_codec::decode_header(frame)?;
+    let header = bottlenet_codec::decode_header_with(frame, spec)?;
+    if header.version == VERSION_V2 {
+        // Shape and codec came from `spec`, and the checksum that covers them held.
+        return Ok(header);
+    }
     if header.shape != spec.shape {
         return Err(Error::FrameShape {
             split: split.to_string(),
@@ -52,7 +50,7 @@ pub(crate) fn check_frame(frame: &[u8], split: &str, spec: &FrameSpec) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bottlenet_codec::{CodecKind, FeatureTensor, HEADER_LEN};
+    use bottlenet_codec::{CodecKind, CodecParams, FeatureTensor, HEADER_LEN, Shape};
 
     fn spec() -> FrameSpec {
         FrameSpec {
@@ -117,6 +115,19 @@ mod tests {
             );
             assert!(err.to_string().contains(field), "{err}");
         }
+    }
+
+    #[test]
+    fn a_v2_frame_passes_its_own_split_and_fails_another_on_its_checksum() {
+        let data = (0..spec().shape.len()).map(|i| (i % 7) as f32).collect();
+        let tensor = FeatureTensor::new(spec().shape, data).expect("tensor");
+        let f = bottlenet_codec::encode_v2(&tensor, &CodecParams::paper()).expect("encode");
+        assert_eq!(check_frame(&f, "rb1", &spec()).expect("matches").version, 2);
+        let other = FrameSpec { shape: Shape::new(4, 7, 7), ..spec() };
+        assert!(matches!(
+            check_frame(&f, "rb4", &other),
+            Err(Error::Frame(bottlenet_codec::Error::BadChecksum { .. }))
+        ));
     }
 
     #[test]

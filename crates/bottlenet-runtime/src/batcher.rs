@@ -330,14 +330,16 @@ fn decode_one(model: &dyn CloudHalf, route: &Route, payload: &[u8]) -> Result<Fe
     if route.is_image() {
         return model.decode_image(payload);
     }
-    // JPEG⁻¹ + untile + dequantize (paper §2.2), shared with training through the codec crate.
-    let tensor = bottlenet_codec::decode(payload)?;
-    let expected = model
-        .feature_shape(&route.split)
-        .ok_or_else(|| Error::UnknownSplit {
-            model: model.model_name().to_string(),
-            split: route.split.clone(),
-        })?;
+    let unknown = || Error::UnknownSplit {
+        model: model.model_name().to_string(),
+        split: route.split.clone(),
+    };
+    let expected = model.feature_shape(&route.split).ok_or_else(unknown)?;
+    let params = model.codec_params(&route.split).ok_or_else(unknown)?;
+    // JPEG⁻¹ + untile + dequantize (paper §2.2), shared with training through the codec crate;
+    // a version-2 frame takes shape and codec from the split's manifest.
+    let spec = bottlenet_codec::FrameSpec { shape: expected, params };
+    let tensor = bottlenet_codec::decode_with(payload, &spec)?;
     if tensor.shape != expected {
         return Err(Error::FrameShape {
             split: route.split.clone(),

@@ -11,7 +11,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use crate::auth::{self, BearerToken};
-pub use crate::client_options::{ClientOptions, ClientTls, SplitMode};
+pub use crate::client_options::{ClientOptions, ClientTls, SplitMode, Transport};
 use crate::error::{Error, Result};
 use crate::link::{Link, Rpc, SharedPolicy, lock, probe, refuses_credentials, served_splits};
 use crate::metrics::code_name;
@@ -20,6 +20,8 @@ use crate::pacer::UplinkPacer;
 use crate::policy::{Choice, Observation, SplitLoad};
 use crate::proto::bottle_net_client::BottleNetClient;
 use crate::proto::{InferImageRequest, InferReply, InferRequest, StatusReply, StatusRequest};
+use crate::stream_client::{Sent, StreamLink, StreamSettings};
+use crate::uplink::UplinkEstimator;
 
 /// The answer to one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,9 +30,12 @@ pub struct Answer {
     pub top_k: Vec<ClassScore>,
     /// The path that produced this answer.
     pub served_by: Choice,
-    /// True when the chosen server path failed and the phone answered alone.
+    /// True when the path needed the server and the phone answered alone instead: this
+    /// request's server path failed, or the server was already known to be unusable (never
+    /// reached, down since an earlier failure).
     pub fell_back: bool,
-    /// When it fell back: the gRPC status of the failed server path.
+    /// When it fell back: the gRPC status of the failure (this request's, or the last one that
+    /// put the server out of use).
     pub fallback_status: Option<Code>,
     /// Phone compute (ms): head + reduction + encode, and the whole network when it answered.
     pub tm_ms: f64,
@@ -42,6 +47,9 @@ pub struct Answer {
     pub total_ms: f64,
     /// Payload bytes sent up by the path that answered (0 when the phone answered).
     pub bytes: usize,
+    /// What left the interface for it, as the client counts it: payload plus the transport's
+    /// per-image overhead ([`ClientOptions::wire_overhead_bytes`]); 0 when the phone answered.
+    pub wire_bytes: f64,
     /// Size of the server batch this request ran in (0 when the phone answered).
     pub batch_size: u32,
 }
@@ -89,6 +97,10 @@ pub struct Client {
     probe_interval: Duration,
     jpeg_quality: u8,
     pacer: Option<Arc<UplinkPacer>>,
+    /// `None` with [`Transport::Unary`].
+    stream: Option<StreamLink>,
+    wire_overhead_bytes: f64,
+    uplink: Mutex<UplinkEstimator>,
     link: Arc<Mutex<Link>>,
     server_splits: Mutex<Option<Vec<String>>>,
     next_id: AtomicU64,
@@ -163,9 +175,19 @@ impl Client {
         if options.top_k == 0 {
             return Err(Error::Config("top_k must be at least 1".into()));
         }
+        let stream = (options.transport == Transport::Stream).then(|| {
+            StreamLink::new(StreamSettings {
+                model: model.clone(),
+                top_k: options.top_k,
+                timeout: options.timeout,
+            })
+        });
         let client = Client {
             rpc,
             phone,
+            stream,
+            wire_overhead_bytes: options.wire_overhead_bytes.max(0.0),
+            uplink: Mutex::new(UplinkEstimator::new(options.declared_uplink_mbps)),
             model,
             mode,
             top_k: options.top_k,
@@ -186,11 +208,17 @@ impl Client {
             Err(Error::Rpc(status)) if refuses_credentials(status.code()) => {
                 return Err(Error::Unauthenticated(status.message().to_string()));
             }
-            Err(e) => tracing::warn!(
-                url,
-                error = %e,
-                "server not reachable; the phone answers alone until a probe reaches it"
-            ),
+            Err(e) => {
+                lock(&client.link).last_failure = Some(match &e {
+                    Error::Rpc(status) => status.code(),
+                    _ => Code::Unavailable,
+                });
+                tracing::warn!(
+                    url,
+                    error = %e,
+                    "server not reachable; the phone answers alone (counted as fallbacks) until a probe reaches it"
+                );
+            }
         }
         Ok(client)
     }
@@ -209,6 +237,9 @@ impl Client {
             });
         }
         *lock(&self.server_splits) = Some(splits);
+        if let Some(policy) = self.policy() {
+            lock(&policy).restrict(&self.candidates());
+        }
         Ok(())
     }
 
@@ -269,11 +300,12 @@ impl Client {
         }
     }
 
-    /// The path of the next request; mobile-only while the server is down, in which case a
-    /// background probe is started every `probe_every` requests or `probe_interval`.
-    fn decide(&self) -> Choice {
+    /// The path of the next request, and the failure that forced mobile-only when the server
+    /// is down (a fallback); then a background probe is started every `probe_every` requests or
+    /// `probe_interval`.
+    fn decide(&self) -> (Choice, Option<Code>) {
         if let Mode::Fixed(Choice::MobileOnly) = self.mode {
-            return Choice::MobileOnly;
+            return (Choice::MobileOnly, None);
         }
         {
             let mut link = lock(&self.link);
@@ -296,17 +328,19 @@ impl Client {
                         let _ = probe(&rpc, &model, timeout, &link2, policy).await;
                     });
                 }
-                return Choice::MobileOnly;
+                return (Choice::MobileOnly, Some(link.last_failure.unwrap_or(Code::Unavailable)));
             }
         }
-        match &self.mode {
+        let choice = match &self.mode {
             Mode::Fixed(c) => c.clone(),
             Mode::Auto(p) => lock(p).choose(),
-        }
+        };
+        (choice, None)
     }
 
-    fn mark_down(&self) {
+    fn mark_down(&self, code: Code) {
         let mut link = lock(&self.link);
+        link.last_failure = Some(code);
         if link.up {
             link.up = false;
             link.requests_since_probe = 0;
@@ -323,9 +357,9 @@ impl Client {
             return Err(Error::Unauthenticated(message));
         }
         let image = Arc::new(image.clone());
-        let choice = self.decide();
+        let (choice, forced) = self.decide();
         if !choice.uses_server() {
-            let answer = self.on_phone(&image, start, request_id, None, 0.0).await?;
+            let answer = self.on_phone(&image, start, request_id, forced, 0.0).await?;
             let reachable = lock(&self.link).up;
             self.observe(&Observation {
                 served_by: Some(Choice::MobileOnly),
@@ -347,7 +381,7 @@ impl Client {
                 } else {
                     tracing::debug!(code, message = status.message(), "server path failed; answering on the phone");
                 }
-                self.mark_down();
+                self.mark_down(status.code());
                 let answer = self
                     .on_phone(&image, start, request_id, Some(status.code()), tm_ms)
                     .await?;
@@ -390,6 +424,7 @@ impl Client {
             tc_ms: 0.0,
             total_ms: ms(start.elapsed()),
             bytes: 0,
+            wire_bytes: 0.0,
             batch_size: 0,
         })
     }
@@ -424,6 +459,14 @@ impl Client {
         let sent = Instant::now();
         let mut rpc = self.rpc.clone();
         let call = async {
+            let mut payload = payload;
+            if let Some(stream) = self.stream.as_ref().filter(|s| s.usable()) {
+                match stream.call(&self.rpc, request_id, choice.name(), payload).await {
+                    Sent::Reply(outcome) => return outcome.map(tonic::Response::new),
+                    // An older server: one request per image from now on.
+                    Sent::Unsupported(back) => payload = back,
+                }
+            }
             match choice {
                 Choice::Split(split) => {
                     let mut req = Request::new(InferRequest {
@@ -488,6 +531,7 @@ impl Client {
                 score: c.score,
             })
             .collect();
+        let wire_bytes = bytes as f64 + self.wire_overhead_bytes;
         let answer = Answer {
             request_id,
             top_k: top,
@@ -499,16 +543,21 @@ impl Client {
             tc_ms,
             total_ms: ms(start.elapsed()),
             bytes,
+            wire_bytes,
             batch_size: reply.batch_size,
         };
+        // A throughput sample only from a transfer long enough to time (issue #14: a tiny
+        // frame's time is the round trip, not the link).
+        let uplink_mbps = lock(&self.uplink).record(wire_bytes, upload_ms);
         let load = reply.load.unwrap_or_default();
         let obs = Observation {
             served_by: Some(choice.clone()),
             reachable: true,
             bytes,
+            wire_bytes,
             tm_ms: Some(tm_ms),
             upload_ms: Some(upload_ms),
-            uplink_mbps: (upload_ms > 0.0).then(|| 8.0 * bytes as f64 / (upload_ms * 1e3)),
+            uplink_mbps,
             tc_ms: Some(tc_ms),
             queue_depth: Some(load.queue_depth),
             loads: vec![SplitLoad {

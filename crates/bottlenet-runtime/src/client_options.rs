@@ -27,6 +27,17 @@ impl std::fmt::Debug for SplitMode {
     }
 }
 
+/// How images travel to the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// One long-lived `InferStream` per client, one small message per image (DESIGN §1); an
+    /// older server without it gets one request per image instead.
+    #[default]
+    Stream,
+    /// One unary `Infer`/`InferImage` request per image, HTTP/2 headers and all.
+    Unary,
+}
+
 /// TLS towards the server: a private CA (PEM) and/or the name to check the certificate for.
 /// Without a CA the system's roots are used.
 #[derive(Clone, Debug, Default)]
@@ -54,6 +65,13 @@ pub struct ClientOptions {
     pub jpeg_quality: u8,
     /// Emulated uplink; `None` sends at the real link's speed.
     pub pacer: Option<Arc<UplinkPacer>>,
+    pub transport: Transport,
+    /// Bytes the transport adds to every image beyond its payload (the cloud profile's
+    /// `wire_overhead_bytes`): what the up-link estimate and the policies count per image.
+    pub wire_overhead_bytes: f64,
+    /// The declared network's up-link (Mbit/s): the prior that only transfers long enough to
+    /// time can move ([`crate::uplink::UplinkEstimator`]).
+    pub declared_uplink_mbps: Option<f64>,
 }
 
 impl ClientOptions {
@@ -69,6 +87,9 @@ impl ClientOptions {
             probe_interval: Duration::from_millis(500),
             jpeg_quality: 90,
             pacer: None,
+            transport: Transport::Stream,
+            wire_overhead_bytes: 0.0,
+            declared_uplink_mbps: None,
         }
     }
 }

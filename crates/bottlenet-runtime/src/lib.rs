@@ -22,7 +22,10 @@ pub mod model;
 pub mod pacer;
 pub mod policy;
 pub mod server;
+mod server_stream;
+mod stream_client;
 pub mod summary;
+pub mod uplink;
 
 /// Code generated from `proto/bottlenet.proto`.
 #[allow(missing_debug_implementations, clippy::unwrap_used)]
@@ -30,10 +33,11 @@ pub mod proto {
     tonic::include_proto!("bottlenet.v1");
 }
 
-pub use client::{Answer, Client, ClientOptions, ClientTls, SplitMode};
+pub use client::{Answer, Client, ClientOptions, ClientTls, SplitMode, Transport};
 pub use error::{Error, Result};
 pub use model::{CLOUD_ONLY, ClassScore, CloudHalf, Image, MOBILE_ONLY, PhoneHalf, top_k};
 pub use pacer::UplinkPacer;
 pub use policy::{Algorithm1, Choice, Observation, ObservedLatency, SplitLoad, SplitPolicy};
 pub use server::{Server, ServerConfig, TlsIdentity, check_exposure, shutdown_signal};
 pub use summary::{Summary, SummaryReport, percentile};
+pub use uplink::UplinkEstimator;

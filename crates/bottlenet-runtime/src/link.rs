@@ -27,6 +27,9 @@ pub(crate) struct Link {
     pub probing: bool,
     /// Set when the last probe was refused for its credentials (the server's message).
     pub refused: Option<String>,
+    /// Why the server was last found unusable: the gRPC code of the failed probe or request
+    /// (RESOURCE_EXHAUSTED for a full queue, NOT_FOUND for a server without the model).
+    pub last_failure: Option<Code>,
 }
 
 impl Link {
@@ -37,6 +40,7 @@ impl Link {
             last_probe: Instant::now(),
             probing: false,
             refused: None,
+            last_failure: None,
         }
     }
 }
@@ -88,6 +92,13 @@ pub(crate) async fn probe(
             _ => None,
         };
         l.up = healthy;
+        if !healthy {
+            l.last_failure = Some(match &result {
+                Err(status) => status.code(),
+                Ok(s) if s.queue_depth >= s.max_queue => Code::ResourceExhausted,
+                Ok(_) => Code::NotFound,
+            });
+        }
         l.probing = false;
         l.last_probe = Instant::now();
         l.requests_since_probe = 0;

@@ -72,13 +72,17 @@ pub struct Observation {
     pub served_by: Option<Choice>,
     /// Whether the server answered (a probe, or a request that needed it).
     pub reachable: bool,
-    /// Bytes sent up for this request.
+    /// Payload bytes sent up for this request.
     pub bytes: usize,
+    /// What left the interface for it: payload plus the transport's per-image overhead. The
+    /// `D_j` that `TU_j = 8·D_j/NB` counts (DESIGN §1), here as in Algorithm 1's costs.
+    pub wire_bytes: f64,
     /// Phone compute time (ms): head + reduction + encode, or the whole network.
     pub tm_ms: Option<f64>,
     /// Measured upload time (ms), pacing included.
     pub upload_ms: Option<f64>,
-    /// Measured uplink throughput, `8·bytes / upload time` (Mbps): the paper's `NB`.
+    /// A measured uplink throughput sample (Mbit/s): the paper's `NB`, from a transfer long
+    /// enough to time ([`crate::uplink::UplinkEstimator`]); `None` for the usual small frame.
     pub uplink_mbps: Option<f64>,
     /// Server-reported queue + service time of this request (ms).
     pub tc_ms: Option<f64>,
@@ -95,6 +99,11 @@ pub struct Observation {
 pub trait SplitPolicy: Send {
     fn choose(&mut self) -> Choice;
     fn observe(&mut self, observation: &Observation);
+    /// Told once the server's status is known: the paths both the phone and the server hold
+    /// (then cloud-only, mobile-only). A policy must never choose another.
+    fn restrict(&mut self, available: &[Choice]) {
+        let _ = available;
+    }
 }
 
 /// The paper's policy: Algorithm 1's selection phase over profiled costs, re-run at run time
@@ -142,6 +151,16 @@ impl Algorithm1 {
 impl SplitPolicy for Algorithm1 {
     fn choose(&mut self) -> Choice {
         Choice::from_name(self.reselector.current())
+    }
+
+    fn restrict(&mut self, available: &[Choice]) {
+        match self.reselector.retain(|name| available.iter().any(|c| c.name() == name)) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::warn!(?removed, chosen = self.reselector.current(), "Algorithm 1 candidates the phone's bundle or the server lack are left out");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "could not restrict Algorithm 1's candidates"),
+        }
     }
 
     fn observe(&mut self, obs: &Observation) {
@@ -199,6 +218,15 @@ fn smooth(old: Option<f64>, new: f64) -> Option<f64> {
 }
 
 impl ObservedLatency {
+    /// The declared network's up-link (Mbit/s) as the throughput until a timeable transfer
+    /// measures it; without it a candidate that sends waits for such a transfer.
+    pub fn with_uplink_prior(mut self, mbps: f64) -> Self {
+        if mbps.is_finite() && mbps > 0.0 {
+            self.uplink_mbps = Some(mbps);
+        }
+        self
+    }
+
     pub fn new(candidates: Vec<Choice>, hysteresis: f64) -> Self {
         ObservedLatency {
             candidates,
@@ -224,6 +252,13 @@ impl ObservedLatency {
 }
 
 impl SplitPolicy for ObservedLatency {
+    fn restrict(&mut self, available: &[Choice]) {
+        self.candidates.retain(|c| available.contains(c));
+        if self.current.as_ref().is_some_and(|c| !available.contains(c)) {
+            self.current = None;
+        }
+    }
+
     fn choose(&mut self) -> Choice {
         self.decisions += 1;
         if let Some(unseen) = self
@@ -277,7 +312,7 @@ impl SplitPolicy for ObservedLatency {
             entry.tm_ms = smooth(entry.tm_ms, tm);
         }
         if choice.uses_server() && obs.reachable {
-            entry.bytes = smooth(entry.bytes, obs.bytes as f64);
+            entry.bytes = smooth(entry.bytes, obs.wire_bytes);
             if let Some(tc) = obs.tc_ms {
                 entry.tc_ms = smooth(entry.tc_ms, tc);
             }
@@ -294,6 +329,7 @@ mod tests {
             served_by: Some(choice),
             reachable: true,
             bytes,
+            wire_bytes: bytes as f64,
             tm_ms: Some(tm),
             upload_ms: Some(8.0 * bytes as f64 / (mbps * 1e3)),
             uplink_mbps: Some(mbps),

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
-use crate::admission::{FrameSpec, check_frame};
+use bottlenet_codec::FrameSpec;
+
+use crate::admission::check_frame;
 use crate::auth::RequireToken;
 use crate::batcher::{BatchConfig, Dispatcher, Route, RouteLoad, Served};
 pub use crate::config::{ServerConfig, TlsIdentity, check_exposure};
@@ -24,11 +26,18 @@ use crate::model::{CLOUD_ONLY, CloudHalf, DEFAULT_TOP_K, MOBILE_ONLY, top_k};
 use crate::proto::bottle_net_server::{BottleNet, BottleNetServer};
 use crate::proto::{
     ClassScore, InferImageRequest, InferReply, InferRequest, Load, ModelStatus, SplitStatus,
-    StatusReply, StatusRequest,
+    StatusReply, StatusRequest, StreamRequest,
 };
+use crate::server_stream;
+
+/// Bytes a request message may carry beyond its payload (ids, split name, protobuf tags):
+/// tonic refuses a message larger than `max_message_bytes` plus this before any handler runs
+/// (and would end a stream with it); [`Shared::run`] refuses a payload larger than
+/// `max_message_bytes` with an answer for that message alone.
+const ENVELOPE_BYTES: usize = 1024;
 
 /// The state every handler shares.
-struct Shared {
+pub(crate) struct Shared {
     models: Vec<Arc<dyn CloudHalf>>,
     by_name: HashMap<String, usize>,
     /// Per model: what each split's frames must carry (checked before decoding).
@@ -36,10 +45,13 @@ struct Shared {
     dispatcher: Dispatcher,
     metrics: Arc<Metrics>,
     config: ServerConfig,
+    /// Turns true when graceful shutdown begins: open streams stop reading, answer what they
+    /// read and end (a long-lived stream would otherwise hold the shutdown forever).
+    pub(crate) closing: watch::Sender<bool>,
 }
 
 impl Shared {
-    fn resolve(&self, model: &str, split: &str) -> Result<Route> {
+    pub(crate) fn resolve(&self, model: &str, split: &str) -> Result<Route> {
         let &index = self
             .by_name
             .get(model)
@@ -66,7 +78,7 @@ impl Shared {
         }
     }
 
-    async fn run(
+    pub(crate) async fn run(
         &self,
         model: &str,
         split: &str,
@@ -125,7 +137,7 @@ impl Shared {
 
     /// Counts a finished request under labels that never come from unchecked input, and logs
     /// the server's own failures (INTERNAL), which the phone hides behind its own answer.
-    fn count(&self, model: &str, split: &str, result: std::result::Result<(), &Status>) {
+    pub(crate) fn count(&self, model: &str, split: &str, result: std::result::Result<(), &Status>) {
         let code = result.map_or_else(Status::code, |()| tonic::Code::Ok);
         let (model, split) = match self.resolve(model, split) {
             Ok(route) => (self.models[route.model].model_name(), route.split),
@@ -146,6 +158,18 @@ struct Service {
 
 #[tonic::async_trait]
 impl BottleNet for Service {
+    type InferStreamStream = server_stream::ReplyStream;
+
+    async fn infer_stream(
+        &self,
+        request: Request<tonic::Streaming<StreamRequest>>,
+    ) -> std::result::Result<Response<Self::InferStreamStream>, Status> {
+        let metadata = request.metadata().clone();
+        server_stream::open(Arc::clone(&self.shared), &metadata, request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
     async fn infer(
         &self,
         request: Request<InferRequest>,
@@ -352,6 +376,7 @@ impl Server {
             dispatcher,
             metrics,
             config,
+            closing: watch::Sender::new(false),
         });
         Ok(Server {
             listener,
@@ -394,8 +419,10 @@ impl Server {
                 let _ = stopped.changed().await;
             }))
         });
+        let closing = Arc::clone(&shared);
         let signal = async move {
             shutdown.await;
+            closing.closing.send_replace(true);
             reporter.set_not_serving::<BottleNetServer<Service>>().await;
             let _ = stop_tx.send(());
         };
@@ -403,7 +430,7 @@ impl Server {
         let service = BottleNetServer::new(Service {
             shared: Arc::clone(&shared),
         })
-        .max_decoding_message_size(shared.config.max_message_bytes);
+        .max_decoding_message_size(shared.config.max_message_bytes.saturating_add(ENVELOPE_BYTES));
         let token = RequireToken::new(shared.config.token.as_deref(), Arc::clone(&shared.metrics));
         let service = tonic::service::interceptor::InterceptedService::new(service, token);
 

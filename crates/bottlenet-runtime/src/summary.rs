@@ -152,6 +152,7 @@ mod tests {
             tc_ms: 0.0,
             total_ms: ms,
             bytes,
+            wire_bytes: bytes as f64,
             batch_size: 1,
         }
     }

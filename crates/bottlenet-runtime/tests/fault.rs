@@ -233,7 +233,9 @@ async fn an_overloaded_server_sends_the_phone_home_until_it_recovers() {
         assert!(!newcomer.server_up());
         let answer = newcomer.infer(&image).await.expect("answered by the phone");
         assert_eq!(answer.served_by, Choice::MobileOnly);
-        assert!(!answer.fell_back);
+        // Not tried, but still a fallback from rb1, with the probe's cause.
+        assert!(answer.fell_back);
+        assert_eq!(answer.fallback_status, Some(tonic::Code::ResourceExhausted));
 
         gate.open();
         for hog in hogs {
@@ -276,8 +278,10 @@ async fn auto_mode_tries_every_candidate_and_answers_correctly() {
         // MobileOnly mode never probes, so the server's split list is unknown: all phone splits.
         assert_eq!(candidates.len(), phone.splits().len() + 2);
         candidates.retain(|c| c != &Choice::Split("rb14".into()));
-        let policy = ObservedLatency::new(candidates.clone(), 0.1);
+        // The declared network (4G) is the up-link until a transfer long enough to time.
+        let policy = ObservedLatency::new(candidates.clone(), 0.1).with_uplink_prior(5.85);
         let mut options = fast_probing(SplitMode::Auto(Box::new(policy)));
+        options.declared_uplink_mbps = Some(5.85);
         options.pacer = Some(Arc::new(
             bottlenet_runtime::UplinkPacer::new(5.85).expect("4G uplink"),
         ));

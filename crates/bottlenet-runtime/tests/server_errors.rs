@@ -65,9 +65,15 @@ async fn an_unreachable_server_is_no_server_error() {
             .expect("an unreachable server is not an error");
         let answer = client.infer(&images(1, 32)[0]).await.expect("the phone answers");
         assert_eq!(answer.served_by, Choice::MobileOnly);
+        // Regression (issue #14): a wrong URL at connect made every answer mobile-only with
+        // fell_back=false; it is a fallback, with its cause.
+        assert!(answer.fell_back, "{answer:?}");
+        assert_eq!(answer.fallback_status, Some(tonic::Code::Unavailable));
         let mut summary = Summary::new();
         summary.record(&answer, None);
-        assert_eq!(summary.report().server_errors, 0);
+        let report = summary.report();
+        assert_eq!(report.server_errors, 0);
+        assert_eq!((report.fallbacks, report.fallback_causes.get("UNAVAILABLE").copied()), (1, Some(1)));
     })
     .await
     .expect("test finishes in time");

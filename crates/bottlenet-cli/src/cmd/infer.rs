@@ -44,9 +44,15 @@ pub struct InferArgs {
     /// With --split auto: the server's profile.
     #[arg(long)]
     pub cloud_profile: Option<PathBuf>,
-    /// With --split auto: the up-link the choice starts from (3g, 4g, wifi).
+    /// The declared up-link (3g, 4g, wifi): with --split auto the rate the choice starts
+    /// from; it moves only with transfers long enough to time (a small frame's time is the
+    /// round trip, not the link).
     #[arg(long, default_value = "wifi")]
     pub network: bottlenet_partition::NetworkPreset,
+    /// How images travel: stream (one long-lived stream, one small message per image) or
+    /// unary (one request per image).
+    #[arg(long, default_value = "stream", value_parser = ["stream", "unary"])]
+    pub transport: String,
     /// With --split auto: latency or energy.
     #[arg(long, default_value = "latency")]
     pub target: bottlenet_partition::Target,
@@ -189,6 +195,9 @@ pub fn run(args: InferArgs) -> Result<()> {
         for (path, n) in &report.by_path {
             println!("  {path}: {n}");
         }
+        for (cause, n) in &report.fallback_causes {
+            println!("  fell back ({cause}): {n}");
+        }
     }
     Ok(())
 }
@@ -199,6 +208,15 @@ fn client_options(args: &InferArgs) -> Result<ClientOptions> {
     let mut options = ClientOptions::new(SplitMode::MobileOnly);
     connection(args, &mut options)?;
     options.top_k = args.top_k;
+    if args.transport == "unary" {
+        options.transport = bottlenet_runtime::Transport::Unary;
+    }
+    options.declared_uplink_mbps = Some(bottlenet_partition::Network::preset(args.network).uplink_mbps);
+    // The bytes per image that the up-link estimate counts: payload plus the transport's
+    // overhead the cloud profile measured.
+    if let Some(path) = &args.cloud_profile {
+        options.wire_overhead_bytes = bottlenet_partition::Profile::load(path)?.wire_overhead_bytes.unwrap_or(0.0);
+    }
     let measured_quality = match &args.results {
         Some(path) => bottlenet_partition::TrainingResults::load(path)?.cloud_only.quality,
         None => None,

@@ -64,6 +64,12 @@ pub struct ProfileArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
+    /// With --role cloud: the transport's bytes per image beyond the payload, as counted at the
+    /// phone's interface (`scripts/netem.sh` reports it per row as `wire_overhead_bytes`:
+    /// interface tx bytes per image less the payload sent). Algorithm 1 adds it to every path
+    /// that sends (TU_j = 8·(D_j + o)/NB).
+    #[arg(long, value_name = "BYTES")]
+    pub wire_overhead_bytes: Option<f64>,
 }
 
 /// Median and 90th percentile (nearest rank) of `samples` in ms.
@@ -290,7 +296,15 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let explicit = None;
     let baseline = Arc::new(baseline_network(&args.bundle, explicit, &device)?);
     let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w, device: args.device };
-    let profile = measure(&args.bundle, baseline, &data, &setup)?;
+    let mut profile = measure(&args.bundle, baseline, &data, &setup)?;
+    if let Some(bytes) = args.wire_overhead_bytes {
+        if args.role != Role::Cloud {
+            bail!("--wire-overhead-bytes belongs to a cloud profile (--role cloud)");
+        }
+        profile.wire_overhead_bytes = Some(bytes);
+        profile.source.push_str("; wire overhead: interface tx bytes per image less the payload, counted at the phone's veth by scripts/netem.sh");
+        profile.validate()?;
+    }
     match &args.out {
         Some(path) => {
             profile.save(path)?;
