@@ -127,7 +127,14 @@ fn check_halves_equal_aware_forward(config: BottleNetConfig, batch: usize) {
 
     let frames = net.encode(x.clone()).unwrap();
     assert_eq!(frames.len(), batch);
-    assert_eq!(out.frame_bytes.unwrap(), frames.iter().map(Vec::len).collect::<Vec<_>>());
+    // The forward counts what the phone sends: version-2 frames, whose payload is these
+    // self-describing version-1 frames' payload behind a shorter header (frame_v2.rs: 13 B and
+    // the payload length in LEB128).
+    let sent_len = |frame: &Vec<u8>| {
+        let payload = bottlenet_codec::decode_header(frame).unwrap().payload_len;
+        payload + 13 + (usize::BITS - payload.max(1).leading_zeros()).div_ceil(7) as usize
+    };
+    assert_eq!(out.frame_bytes.unwrap(), frames.iter().map(sent_len).collect::<Vec<_>>());
     let logits = net.decode(&frames).unwrap();
     let diff = max_abs_diff(logits, out.logits.clone());
     assert!(diff <= 1e-5 * scale, "encode→decode differs from Aware forward by {diff}");
