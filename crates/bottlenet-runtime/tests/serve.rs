@@ -388,8 +388,15 @@ async fn graceful_shutdown_finishes_in_flight_and_queued_work() {
                 .await
             });
         }
-        // Wait until the first batch started, then shut down while the rest is queued.
-        while cloud.batches() == 0 {
+        // Wait until every request has reached the server (the first batch started, the rest
+        // queued), then shut down. A request still on its way when shutdown begins is refused
+        // by HTTP/2's GOAWAY, not in flight: waiting only for the first batch raced with that.
+        let mut status_client = client.clone();
+        loop {
+            let waiting = status_client.status(StatusRequest {}).await.expect("status").into_inner().queue_depth as usize;
+            if cloud.batches() > 0 && cloud.batches() + waiting >= imgs.len() {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let stopping = tokio::spawn(server.stop());
