@@ -21,10 +21,12 @@
 //! same code).
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
+mod common;
+
+use common::Served;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const IMAGES: usize = 50;
 const SYSROOT: &str = "/usr/aarch64-linux-gnu";
@@ -103,28 +105,11 @@ impl Runner {
     }
 }
 
-/// A `serve` child process on 127.0.0.1 (port chosen by the OS), killed on drop.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Served {
-    fn start(server: &Runner, bundle: &str) -> Self {
-        let mut child = server.command().args(["serve", "--bundle", bundle, "--addr", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().expect("serve printed nothing").unwrap();
-        let url = line.rsplit(' ').next().unwrap().to_string();
-        assert!(line.starts_with("serving ") && url.starts_with("http://127.0.0.1:"), "unexpected first line from serve: {line}");
-        Self { child, url }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `server`'s `serve BUNDLE` on 127.0.0.1, port chosen by the OS.
+fn serve(server: &Runner, bundle: &str) -> Served {
+    let mut command = server.command();
+    command.args(["serve", "--bundle", bundle, "--addr", "127.0.0.1:0"]);
+    Served::spawn(command)
 }
 
 /// The subcommands `--help` lists.
@@ -203,7 +188,7 @@ fn aarch64_phone_against_x86_server_sends_what_x86_sends() {
     }
 
     // The same 50 images through the ARM phone and the x86 phone, one x86 server.
-    let served = Served::start(&x86_server, "models/fashion-compact");
+    let served = serve(&x86_server, "models/fashion-compact");
     let tmp = tempfile::tempdir().unwrap();
     let (arm_dir, x86_dir) = (tmp.path().join("aarch64"), tmp.path().join("x86_64"));
     let arm_report = infer(&arm_phone, &served.url, &arm_dir);

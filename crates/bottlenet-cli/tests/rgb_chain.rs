@@ -6,11 +6,12 @@
 //! (the search honours the base config's `[data]` with no `--data` given).
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
+mod common;
+
 use assert_cmd::Command;
+use common::Served;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 
 const CLASSES: [&str; 3] = ["red", "green", "blue"];
 const PER_CLASS: usize = 14;
@@ -61,38 +62,11 @@ fn make_folder(root: &Path) {
     std::fs::write(root.join("blue/empty.jpg"), b"").unwrap();
 }
 
-/// A `bottlenet serve` child process on 127.0.0.1 (port chosen by the OS), killed on drop.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Served {
-    fn start(bundle: &Path) -> Self {
-        let bin = assert_cmd::cargo::cargo_bin("bottlenet");
-        let mut child = std::process::Command::new(bin)
-            .args(["serve", "--bundle"])
-            .arg(bundle)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = lines.next().expect("serve printed nothing").unwrap();
-        // "serving MODEL splits RB1,... on http://127.0.0.1:PORT"
-        let url = line.rsplit(' ').next().unwrap().to_string();
-        assert!(line.starts_with("serving ") && url.starts_with("http://127.0.0.1:"), "unexpected first line from serve: {line}");
-        Self { child, url }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `bottlenet serve BUNDLE` on 127.0.0.1, port chosen by the OS.
+fn serve(bundle: &Path) -> Served {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("bottlenet"));
+    command.args(["serve", "--bundle"]).arg(bundle).args(["--addr", "127.0.0.1:0"]);
+    Served::spawn(command)
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
@@ -191,7 +165,7 @@ fn rgb_folder_runs_through_every_command() {
     }
 
     // 6. Serve, then the phone: Algorithm 1's choice over the test photos, and the user's files.
-    let served = Served::start(&bundle);
+    let served = serve(&bundle);
     let mut auto = bottlenet();
     auto.args(["infer", "--server", &served.url, "--split", "auto", "--network", "3g", "--limit", "6", "--json", "--bundle"]).arg(&bundle).arg("--data").arg(&photos);
     planned(&mut auto);
