@@ -22,7 +22,7 @@
 
 use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg};
 use bottlenet_codec::{CodecParams, FeatureTensor, Shape};
-use bottlenet_model::{BottleNet, CloudBundle, CloudHalf as ModelCloud, CodecMode, Manifest, MobileBundle, MobileHalf as ModelMobile};
+use bottlenet_model::{BottleNet, CloudBundle, CloudHalf as ModelCloud, CodecMode, FoldBatchNorm, Manifest, MobileBundle, MobileHalf as ModelMobile};
 use bottlenet_runtime::{Error, Image, PhoneHalf as RtPhone, Result};
 #[cfg(feature = "server")]
 use bottlenet_runtime::CloudHalf as RtCloud;
@@ -116,20 +116,21 @@ pub struct BundleCloud {
 
 #[cfg(feature = "server")]
 impl BundleCloud {
+    /// Serves `cloud`'s halves, BatchNorm folded into the convolutions (inference only).
     pub fn new(cloud: CloudBundle, device: Device) -> Self {
         let class_names = class_names(&cloud.manifest);
-        Self { name: model_name(&cloud.manifest), class_names, cloud, mobile: None, network: None, device }
+        Self { name: model_name(&cloud.manifest), class_names, cloud: cloud.fold_batch_norms(), mobile: None, network: None, device }
     }
 
     /// The unsplit network the cloud-only path runs (preferred over composed halves).
     pub fn with_network(mut self, network: Option<BottleNet>) -> Self {
-        self.network = network;
+        self.network = network.map(FoldBatchNorm::fold_batch_norms);
         self
     }
 
     /// Also holds the phone halves, so the server can run the whole network (cloud-only path).
     pub fn with_full(mut self, mobile: MobileBundle) -> Self {
-        self.mobile = Some(mobile);
+        self.mobile = Some(mobile.fold_batch_norms());
         self
     }
 
@@ -217,22 +218,23 @@ pub struct BundlePhone {
 }
 
 impl BundlePhone {
+    /// Runs `mobile`'s halves, BatchNorm folded into the convolutions (inference only).
     pub fn new(mobile: MobileBundle, device: Device) -> Self {
         let class_names = class_names(&mobile.manifest);
-        Self { name: model_name(&mobile.manifest), class_names, mobile, cloud: None, network: None, device }
+        Self { name: model_name(&mobile.manifest), class_names, mobile: mobile.fold_batch_norms(), cloud: None, network: None, device }
     }
 
     /// The unsplit network the mobile-only path runs (preferred over composed halves).
     #[cfg(feature = "phone")]
     pub fn with_network(mut self, network: Option<BottleNet>) -> Self {
-        self.network = network;
+        self.network = network.map(FoldBatchNorm::fold_batch_norms);
         self
     }
 
     /// Also holds the server halves, so the phone can answer alone (mobile-only path).
     #[cfg(feature = "phone")]
     pub fn with_full(mut self, cloud: CloudBundle) -> Self {
-        self.cloud = Some(cloud);
+        self.cloud = Some(cloud.fold_batch_norms());
         self
     }
 

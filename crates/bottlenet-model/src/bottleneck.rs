@@ -16,6 +16,8 @@
 //! `o = 2p − r − 1 ∈ {0, 1} < s`.
 
 use crate::error::{Error, Result};
+use crate::fold::{conv_bn, conv_transpose_bn};
+use crate::observe::{Op, OpObserver, Unobserved};
 use crate::resnet::{bn, conv};
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
@@ -154,10 +156,19 @@ impl ReductionUnit {
     /// - `x`: `[batch, C, H, W]` (the split point's output)
     /// - output: `[batch, c', ceil(H/s), ceil(W/s)]`
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>> {
+        self.forward_observed(x, &mut Unobserved)
+    }
+
+    /// [`ReductionUnit::forward`], each operation run through `obs`.
+    pub fn forward_observed(&self, x: Tensor<4>, obs: &mut impl OpObserver) -> Result<Tensor<4>> {
         check_dims(&x, self.input, "reduction unit input")?;
-        let y = relu(self.channel_bn.forward(self.channel_conv.forward(x)));
+        let y = conv_bn(&self.channel_conv, &self.channel_bn, x, obs);
+        let y = obs.op(Op::Relu, || relu(y));
         Ok(match (&self.spatial_conv, &self.spatial_bn) {
-            (Some(conv), Some(bn)) => relu(bn.forward(conv.forward(y))),
+            (Some(conv), Some(bn)) => {
+                let y = conv_bn(conv, bn, y, obs);
+                obs.op(Op::Relu, || relu(y))
+            }
             _ => y,
         })
     }
@@ -191,12 +202,21 @@ impl RestorationUnit {
     /// - `z`: `[batch, c', ceil(H/s), ceil(W/s)]`
     /// - output: `[batch, C, H, W]`, exactly the split point's shape
     pub fn forward(&self, z: Tensor<4>) -> Result<Tensor<4>> {
+        self.forward_observed(z, &mut Unobserved)
+    }
+
+    /// [`RestorationUnit::forward`], each operation run through `obs`.
+    pub fn forward_observed(&self, z: Tensor<4>, obs: &mut impl OpObserver) -> Result<Tensor<4>> {
         check_dims(&z, self.reduced, "restoration unit input")?;
         let y = match (&self.spatial_conv, &self.spatial_bn) {
-            (Some(conv), Some(bn)) => relu(bn.forward(conv.forward(z))),
+            (Some(conv), Some(bn)) => {
+                let y = conv_transpose_bn(conv, bn, z, obs);
+                obs.op(Op::Relu, || relu(y))
+            }
             _ => z,
         };
-        let y = relu(self.channel_bn.forward(self.channel_conv.forward(y)));
+        let y = conv_bn(&self.channel_conv, &self.channel_bn, y, obs);
+        let y = obs.op(Op::Relu, || relu(y));
         // Holds by the padding arithmetic in the module docs; checked so a violation is an error,
         // not a panic in the backbone's residual add.
         check_dims(&y, self.output, "restoration unit output")?;

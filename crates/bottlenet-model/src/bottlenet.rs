@@ -5,6 +5,7 @@
 use crate::arch::{Arch, BackboneConfig, default_width};
 use crate::bottleneck::{BottleneckSpec, BottleneckUnit, ReductionUnit, RestorationUnit};
 use crate::error::{Error, Result};
+use crate::observe::{OpObserver, Unobserved};
 use crate::resnet::{ResNet, ResNetHead, ResNetTail};
 use crate::straight_through::{codec_straight_through, to_host};
 use bottlenet_codec::{CodecParams, FeatureTensor, Shape};
@@ -348,8 +349,14 @@ impl MobileHalf {
     /// - `images`: `[batch, C, H, W]` with `[C, H, W] = config.input_shape`
     /// - output: `[batch, c', ceil(H_j/s), ceil(W_j/s)]`
     pub fn features(&self, images: Tensor<4>) -> Result<Tensor<4>> {
+        self.features_observed(images, &mut Unobserved)
+    }
+
+    /// [`MobileHalf::features`], each operation run through `obs`.
+    pub fn features_observed(&self, images: Tensor<4>, obs: &mut impl OpObserver) -> Result<Tensor<4>> {
         check_input(&images, self.config.input_shape)?;
-        self.reduction.forward(self.backbone.forward(images)?)
+        let head = self.backbone.forward_observed(images, obs)?;
+        self.reduction.forward_observed(head, obs)
     }
 
     /// Head, reduction and codec encode: one wire frame per sample.
@@ -385,7 +392,13 @@ impl CloudHalf {
     /// - `z`: `[batch, c', H', W']`
     /// - output: `[batch, num_classes]`
     pub fn logits(&self, z: Tensor<4>) -> Result<Tensor<2>> {
-        self.backbone.forward(self.restoration.forward(z)?)
+        self.logits_observed(z, &mut Unobserved)
+    }
+
+    /// [`CloudHalf::logits`], each operation run through `obs`.
+    pub fn logits_observed(&self, z: Tensor<4>, obs: &mut impl OpObserver) -> Result<Tensor<2>> {
+        let restored = self.restoration.forward_observed(z, obs)?;
+        self.backbone.forward_observed(restored, obs)
     }
 
     /// Codec decode, restoration and tail for a batch of frames.

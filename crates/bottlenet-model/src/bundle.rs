@@ -269,6 +269,11 @@ impl<H> HalfBundle<H> {
     pub fn splits(&self) -> impl Iterator<Item = usize> + '_ {
         self.halves.keys().copied()
     }
+
+    /// The same bundle with `f` applied to every half (e.g. BatchNorm folding for inference).
+    pub fn map_halves(self, mut f: impl FnMut(H) -> H) -> Self {
+        Self { manifest: self.manifest, halves: self.halves.into_iter().map(|(j, h)| (j, f(h))).collect() }
+    }
 }
 
 fn bundle_err(dir: &Path, reason: impl Into<String>) -> Error {

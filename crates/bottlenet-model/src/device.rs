@@ -1,5 +1,6 @@
 //! Which compute device runs the model: pure-Rust CPU (`flex`, the default) or, when this crate is
-//! built with the `cuda` / `wgpu` feature, a GPU.
+//! built with the `cuda` / `wgpu` feature, a GPU; with the `ndarray` feature also burn's ndarray
+//! CPU backend on the system OpenBLAS (kept for the engine bake-off, docs/engines.md).
 
 use crate::error::{Error, Result};
 use burn::tensor::Device;
@@ -18,11 +19,13 @@ pub enum DeviceChoice {
     Cuda,
     /// The default wgpu adapter (needs the `wgpu` feature).
     Wgpu,
+    /// burn's ndarray CPU backend with the system OpenBLAS (needs the `ndarray` feature).
+    Ndarray,
 }
 
 impl DeviceChoice {
     /// Every choice, in the order `--device` lists them.
-    pub const ALL: [DeviceChoice; 3] = [DeviceChoice::Flex, DeviceChoice::Cuda, DeviceChoice::Wgpu];
+    pub const ALL: [DeviceChoice; 4] = [DeviceChoice::Flex, DeviceChoice::Cuda, DeviceChoice::Wgpu, DeviceChoice::Ndarray];
 
     /// The name used on the command line and in JSON.
     pub fn name(self) -> &'static str {
@@ -30,6 +33,7 @@ impl DeviceChoice {
             DeviceChoice::Flex => "flex",
             DeviceChoice::Cuda => "cuda",
             DeviceChoice::Wgpu => "wgpu",
+            DeviceChoice::Ndarray => "ndarray",
         }
     }
 
@@ -39,6 +43,7 @@ impl DeviceChoice {
             DeviceChoice::Flex => true,
             DeviceChoice::Cuda => cfg!(feature = "cuda"),
             DeviceChoice::Wgpu => cfg!(feature = "wgpu"),
+            DeviceChoice::Ndarray => cfg!(feature = "ndarray"),
         }
     }
 
@@ -50,6 +55,10 @@ impl DeviceChoice {
             DeviceChoice::Cuda => Ok(Device::cuda(0)),
             #[cfg(feature = "wgpu")]
             DeviceChoice::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            // Deprecated upstream in favour of flex; kept selectable to measure it against flex.
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            DeviceChoice::Ndarray => Ok(Device::ndarray()),
             #[allow(unreachable_patterns)]
             other => Err(Error::Device(other.name().to_string())),
         }
@@ -62,14 +71,17 @@ impl DeviceChoice {
 /// the CPU backend.
 pub fn describe(choice: DeviceChoice, device: &Device) -> String {
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
-    if choice != DeviceChoice::Flex {
+    if !matches!(choice, DeviceChoice::Flex | DeviceChoice::Ndarray) {
         return match device.identity() {
             Some(id) => format!("{} [{}]", id.name, id.fingerprint),
             None => format!("{choice} (the backend reports no adapter)"),
         };
     }
     let _ = device;
-    format!("{choice}: burn's multithreaded CPU backend")
+    match choice {
+        DeviceChoice::Ndarray => format!("{choice}: burn's ndarray CPU backend with the system OpenBLAS"),
+        _ => format!("{choice}: burn's multithreaded CPU backend"),
+    }
 }
 
 impl fmt::Display for DeviceChoice {
@@ -84,7 +96,7 @@ impl FromStr for DeviceChoice {
         Self::ALL
             .into_iter()
             .find(|d| d.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| Error::Config(format!("unknown device {s:?}; expected one of: flex, cuda, wgpu")))
+            .ok_or_else(|| Error::Config(format!("unknown device {s:?}; expected one of: flex, cuda, wgpu, ndarray")))
     }
 }
 

@@ -10,6 +10,8 @@
 
 use crate::arch::{BackboneConfig, BackboneSpec, BlockKind, BlockSpec, StemSpec};
 use crate::error::{Error, Result};
+use crate::fold::conv_bn;
+use crate::observe::{Op, OpObserver, Unobserved};
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -76,11 +78,15 @@ fn downsample(spec: &BlockSpec, device: &Device) -> Option<(Conv2d, BatchNorm)> 
         .then(|| (conv(spec.in_channels, spec.out_channels, 1, spec.stride, 0, device), bn(spec.out_channels, device)))
 }
 
-fn shortcut(downsample: &Option<(Conv2d, BatchNorm)>, x: Tensor<4>) -> Tensor<4> {
+fn shortcut(downsample: &Option<(Conv2d, BatchNorm)>, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
     match downsample {
-        Some((conv, bn)) => bn.forward(conv.forward(x)),
+        Some((conv, bn)) => conv_bn(conv, bn, x, obs),
         None => x,
     }
+}
+
+fn relu_op(x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
+    obs.op(Op::Relu, || relu(x))
 }
 
 impl Block {
@@ -120,21 +126,26 @@ impl Block {
     /// - `x`: `[batch, in_channels, H, W]`
     /// - output: `[batch, out_channels, ceil(H/stride), ceil(W/stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        match self {
+        self.forward_observed(x, &mut Unobserved)
+    }
+
+    /// [`Block::forward`], each operation run through `obs`.
+    pub fn forward_observed(&self, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
+        let (identity, y) = match self {
             Block::Basic(b) => {
-                let identity = shortcut(&b.downsample, x.clone());
-                let y = relu(b.bn1.forward(b.conv1.forward(x)));
-                let y = b.bn2.forward(b.conv2.forward(y));
-                relu(y + identity)
+                let identity = shortcut(&b.downsample, x.clone(), obs);
+                let y = relu_op(conv_bn(&b.conv1, &b.bn1, x, obs), obs);
+                (identity, conv_bn(&b.conv2, &b.bn2, y, obs))
             }
             Block::Bottleneck(b) => {
-                let identity = shortcut(&b.downsample, x.clone());
-                let y = relu(b.bn1.forward(b.conv1.forward(x)));
-                let y = relu(b.bn2.forward(b.conv2.forward(y)));
-                let y = b.bn3.forward(b.conv3.forward(y));
-                relu(y + identity)
+                let identity = shortcut(&b.downsample, x.clone(), obs);
+                let y = relu_op(conv_bn(&b.conv1, &b.bn1, x, obs), obs);
+                let y = relu_op(conv_bn(&b.conv2, &b.bn2, y, obs), obs);
+                (identity, conv_bn(&b.conv3, &b.bn3, y, obs))
             }
-        }
+        };
+        let sum = obs.op(Op::ResidualAdd, || y + identity);
+        relu_op(sum, obs)
     }
 }
 
@@ -149,18 +160,18 @@ fn stem_modules(stem: &StemSpec, device: &Device) -> (Conv2d, BatchNorm, Option<
     )
 }
 
-fn stem_forward(conv1: &Conv2d, bn1: &BatchNorm, maxpool: &Option<MaxPool2d>, x: Tensor<4>) -> Tensor<4> {
-    let y = relu(bn1.forward(conv1.forward(x)));
+fn stem_forward(conv1: &Conv2d, bn1: &BatchNorm, maxpool: &Option<MaxPool2d>, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
+    let y = relu_op(conv_bn(conv1, bn1, x, obs), obs);
     match maxpool {
-        Some(pool) => pool.forward(y),
+        Some(pool) => obs.op(Op::MaxPool, || pool.forward(y)),
         None => y,
     }
 }
 
 /// Global average pool, flatten, `fc`.
-fn classify(fc: &Linear, x: Tensor<4>) -> Tensor<2> {
-    let pooled = x.mean_dim(3).mean_dim(2);
-    fc.forward(pooled.flatten::<2>(1, 3))
+fn classify(fc: &Linear, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<2> {
+    let pooled = obs.op(Op::GlobalPool, || x.mean_dim(3).mean_dim(2));
+    obs.op(Op::Linear, || fc.forward(pooled.flatten::<2>(1, 3)))
 }
 
 /// Checks `x` has `channels` channels before a conv sees it (burn panics on a mismatch).
@@ -245,7 +256,7 @@ impl ResNet {
         if j == 0 {
             return Ok(x);
         }
-        let y = stem_forward(&self.conv1, &self.bn1, &self.maxpool, x);
+        let y = stem_forward(&self.conv1, &self.bn1, &self.maxpool, x, &mut Unobserved);
         Ok(self.blocks().take(j).fold(y, |y, block| block.forward(y)))
     }
 
@@ -261,7 +272,7 @@ impl ResNet {
         }
         check_channels(&z, self.spec.blocks[j - 1].out_channels, &format!("tail input after RB{j}"))?;
         let y = self.blocks().skip(j).fold(z, |y, block| block.forward(y));
-        Ok(classify(&self.fc, y))
+        Ok(classify(&self.fc, y, &mut Unobserved))
     }
 
     /// The whole network.
@@ -272,7 +283,7 @@ impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         let n = self.num_blocks();
         let features = self.head(x, n)?;
-        Ok(classify(&self.fc, features))
+        Ok(classify(&self.fc, features, &mut Unobserved))
     }
 
     /// A copy of the phone side: stem and blocks `1..=j` (`1 <= j <= N`).
@@ -334,10 +345,15 @@ impl ResNetHead {
 
     /// Stem and blocks `1..=j`; the same values as [`ResNet::head`].
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>> {
+        self.forward_observed(x, &mut Unobserved)
+    }
+
+    /// [`ResNetHead::forward`], each operation run through `obs`.
+    pub fn forward_observed(&self, x: Tensor<4>, obs: &mut impl OpObserver) -> Result<Tensor<4>> {
         check_channels(&x, self.spec.stem.in_channels, "backbone input")?;
-        let y = stem_forward(&self.conv1, &self.bn1, &self.maxpool, x);
+        let y = stem_forward(&self.conv1, &self.bn1, &self.maxpool, x, obs);
         let blocks = self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4);
-        Ok(blocks.fold(y, |y, block| block.forward(y)))
+        Ok(blocks.fold(y, |y, block| block.forward_observed(y, obs)))
     }
 }
 
@@ -373,11 +389,16 @@ impl ResNetTail {
 
     /// Blocks `j+1..=N`, pool and `fc`; the same values as [`ResNet::tail`].
     pub fn forward(&self, z: Tensor<4>) -> Result<Tensor<2>> {
+        self.forward_observed(z, &mut Unobserved)
+    }
+
+    /// [`ResNetTail::forward`], each operation run through `obs`.
+    pub fn forward_observed(&self, z: Tensor<4>, obs: &mut impl OpObserver) -> Result<Tensor<2>> {
         let j = self.split;
         check_channels(&z, self.spec.blocks[j - 1].out_channels, &format!("tail input after RB{j}"))?;
         let blocks = self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4).flatten();
-        let y = blocks.fold(z, |y, block| block.forward(y));
-        Ok(classify(&self.fc, y))
+        let y = blocks.fold(z, |y, block| block.forward_observed(y, obs));
+        Ok(classify(&self.fc, y, obs))
     }
 }
 

@@ -5,24 +5,9 @@
 mod common;
 
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, Normalization, SplitStats, MANIFEST_FILE};
-use burn::module::Module;
-use common::{device, images, max_abs, max_abs_diff};
+use common::{device, images, max_abs, max_abs_diff, trained_like};
 use std::fs;
 use std::path::Path;
-
-/// A compact model whose BN running statistics moved away from 0/1 (one training-mode pass).
-fn trained_like(config: &BottleNetConfig, seed: u64) -> BottleNet {
-    let ad = device().autodiff();
-    ad.seed(seed);
-    let net = BottleNet::new(config, &ad).unwrap();
-    let [c, h, w] = config.input_shape;
-    let x = images([8, c, h, w], seed + 1, &ad);
-    let _ = net.forward(x, CodecMode::Identity).unwrap();
-    let net = net.valid();
-    // The test below would not notice unsaved running statistics if they were still 0 / 1.
-    assert!(max_abs(net.backbone.bn1.running_mean.value()) > 0.0);
-    net
-}
 
 fn build_bundle(dir: &Path) -> (Vec<BottleNet>, Bundle) {
     let base = BottleNetConfig::new(Arch::Compact, [1, 28, 28], 3);

@@ -10,12 +10,18 @@
 //! * `server` — requests per second of the gRPC server (shipped bundle, RB1 frames encoded
 //!   beforehand) at 1, 8 and 64 concurrent clients, each with its own connection.
 //!
+//! * `ops` — where the time goes: per-operation profile of the ResNet-50 RB1 halves and the
+//!   training step's phases (`bench_ops.rs`).
+//!
+//! The model workloads run as `serve` and `infer` do, with BatchNorm folded into the convolutions
+//! (`bottlenet_model::fold`); the full forward is also timed unfolded, for the ratio.
+//!
 //! `scripts/pytorch_bench.py` runs the same workloads in PyTorch (docs/pytorch-comparison.md).
 
 use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::{CodecKind, CodecParams, Shape, synthetic::relu_like};
-use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, ResNet};
+use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, FoldBatchNorm, ResNet};
 use bottlenet_runtime::proto::InferRequest;
 use bottlenet_runtime::proto::bottle_net_client::BottleNetClient;
 use bottlenet_runtime::{Image, PhoneHalf, ServerConfig};
@@ -30,8 +36,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "bench_ops.rs"]
+mod ops;
+
 /// Workload groups, in the order they run.
-const GROUPS: [&str; 5] = ["codec", "compact", "resnet50", "train", "server"];
+const GROUPS: [&str; 6] = ["codec", "compact", "resnet50", "train", "server", "ops"];
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -47,7 +56,7 @@ pub struct BenchArgs {
     /// Compute device for the model workloads: flex (CPU), cuda or wgpu (cargo features).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
-    /// Only these groups, comma-separated: codec, compact, resnet50, train, server.
+    /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Bundle the server workload serves.
@@ -155,15 +164,24 @@ impl Bench<'_> {
 
     fn splits(&mut self, group: &str, arch: Arch, input: [usize; 3], classes: usize) -> Result<()> {
         let config = BottleNetConfig::new(arch, input, classes);
-        let net = ResNet::new(&config.backbone(), &self.device)?;
+        let unfolded = ResNet::new(&config.backbone(), &self.device)?;
         let [c, h, w] = input;
         let x = Tensor::<4>::random([1, c, h, w], Distribution::Uniform(0.0, 1.0), &self.device);
         let (warmup, runs) = (self.args.warmup, self.args.runs);
         let samples = time(warmup, runs, 1e3, || {
+            unfolded.forward(x.clone())?.into_data();
+            Ok(())
+        })?;
+        let unfolded_median = figure(group, String::new(), "ms", samples.clone(), String::new()).median;
+        self.push(figure(group, format!("{arch} full forward {c}x{h}x{w} batch 1, BN unfolded"), "ms", samples, String::new()));
+        let net = unfolded.fold_batch_norms();
+        let samples = time(warmup, runs, 1e3, || {
             net.forward(x.clone())?.into_data();
             Ok(())
         })?;
-        self.push(figure(group, format!("{arch} full forward {c}x{h}x{w} batch 1"), "ms", samples, String::new()));
+        let folded = figure(group, format!("{arch} full forward {c}x{h}x{w} batch 1"), "ms", samples, String::new());
+        let note = format!("BN folded: {:.2}x the unfolded time", folded.median / unfolded_median);
+        self.push(Figure { note, ..folded });
         for j in 1..=net.num_blocks() {
             let z = net.head(x.clone(), j)?;
             let head = time(warmup, runs, 1e3, || {
@@ -345,9 +363,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let groups: Vec<&str> = GROUPS.iter().copied().filter(|g| args.only.is_empty() || args.only.iter().any(|o| o == g)).collect();
     let counts = |g: &str| match g {
         "codec" => 4,
-        "compact" => 1 + 2 * Arch::Compact.num_blocks(),
-        "resnet50" => 1 + 2 * Arch::ResNet50.num_blocks(),
+        "compact" => 2 + 2 * Arch::Compact.num_blocks(),
+        "resnet50" => 2 + 2 * Arch::ResNet50.num_blocks(),
         "train" => 3,
+        "ops" => 40,
         _ => 3,
     };
     let engine = super::engine_name(args.device, threads);
@@ -362,6 +381,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "compact" => bench.splits("compact", Arch::Compact, [1, 28, 28], 10)?,
             "resnet50" => bench.splits("resnet50", Arch::ResNet50, [3, 224, 224], 1000)?,
             "train" => bench.train()?,
+            "ops" => bench.ops()?,
             _ => bench.server()?,
         }
     }

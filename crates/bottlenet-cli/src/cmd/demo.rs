@@ -21,7 +21,7 @@
 use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use anyhow::{Context, Result, bail};
 use bottlenet_data::{Augment, DataSource, DatasetPair, embedded_subset};
-use bottlenet_model::{Bundle, DeviceChoice};
+use bottlenet_model::{Bundle, DeviceChoice, FoldBatchNorm};
 use bottlenet_partition::{CandidateCosts, CandidateKind, Network, NetworkPreset, Profile, Role, Selection, Target, TrainingResults, select};
 use bottlenet_report::{BreakdownBar, NamedNetwork, ReportInputs, Tables, breakdown_png, write_report};
 use bottlenet_runtime::{Client, ClientOptions, Image, PhoneHalf, ServerConfig, SplitMode, Summary, SummaryReport, UplinkPacer};
@@ -266,7 +266,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let full = Bundle::load_full(&args.bundle, &device)?.with_context(|| {
         format!("{} has no full network for mobile-only and cloud-only; add one with `bottlenet model add-full --bundle {} --from RUN_DIR`", args.bundle.display(), args.bundle.display())
-    })?;
+    })?
+    .fold_batch_norms();
     let baseline_accuracy = 100.0
         * manifest
             .full

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::{CodecKind, CodecParams, FeatureTensor, Shape};
-use bottlenet_model::{Bundle, DeviceChoice};
+use bottlenet_model::{Bundle, DeviceChoice, FoldBatchNorm};
 use bottlenet_train::EvalReport;
 use bottlenet_train::evaluate::tally_test_set;
 use burn::tensor::Tensor;
@@ -45,8 +45,9 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let device = super::device_ready(args.device)?.device()?;
-    let mobile = Bundle::load_mobile(&args.bundle, &device)?;
-    let cloud = Bundle::load_cloud(&args.bundle, &device)?;
+    // Inference copies: BatchNorm folded into the convolutions, as `serve` and `infer` run them.
+    let mobile = Bundle::load_mobile(&args.bundle, &device)?.fold_batch_norms();
+    let cloud = Bundle::load_cloud(&args.bundle, &device)?.fold_batch_norms();
     let (data, _) = super::open_bundle_data(args.data.as_deref(), &mobile.manifest)?;
     let splits: Vec<usize> = match &args.split {
         Some(s) => vec![super::parse_split(s)?],

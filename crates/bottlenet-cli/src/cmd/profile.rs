@@ -18,7 +18,7 @@ use bottlenet_codec::photo::decode_photo;
 #[cfg(feature = "server")]
 use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use bottlenet_data::{Augment, DatasetPair};
-use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice};
+use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice, FoldBatchNorm};
 use burn::tensor::{Device, Tensor, TensorData};
 use bottlenet_partition::{Profile, ProfileEntry, Role};
 use clap::Args;
@@ -180,7 +180,7 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
         match m.role {
             #[cfg(feature = "phone")]
             Role::Mobile => {
-                let mobile = Bundle::load_mobile(bundle, &device)?;
+                let mobile = Bundle::load_mobile(bundle, &device)?.fold_batch_norms();
                 for j in mobile.splits().collect::<Vec<_>>() {
                     let half = mobile.half(j).context("missing half")?;
                     let samples = time_ms(m.runs, || half.encode(image()).map(drop).map_err(Into::into))?;
@@ -193,8 +193,8 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
             }
             #[cfg(feature = "server")]
             Role::Cloud => {
-                let mobile = Bundle::load_mobile(bundle, &device)?;
-                let cloud = Bundle::load_cloud(bundle, &device)?;
+                let mobile = Bundle::load_mobile(bundle, &device)?.fold_batch_norms();
+                let cloud = Bundle::load_cloud(bundle, &device)?.fold_batch_norms();
                 for j in cloud.splits().collect::<Vec<_>>() {
                     let frames = mobile.half(j).context("missing phone half")?.encode(image())?;
                     let half = cloud.half(j).context("missing half")?;
@@ -294,7 +294,8 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let explicit = args.baseline.as_deref();
     #[cfg(not(feature = "full"))]
     let explicit = None;
-    let baseline = Arc::new(baseline_network(&args.bundle, explicit, &device)?);
+    // Timed as it serves: BatchNorm folded into the convolutions.
+    let baseline = Arc::new(baseline_network(&args.bundle, explicit, &device)?.fold_batch_norms());
     let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w, device: args.device };
     let mut profile = measure(&args.bundle, baseline, &data, &setup)?;
     if let Some(bytes) = args.wire_overhead_bytes {

@@ -21,10 +21,11 @@ fn batch_dims(shape: [usize; 3]) -> [Dim; 4] {
     [Dim::Symbol(BATCH), Dim::Fixed(shape[0]), Dim::Fixed(shape[1]), Dim::Fixed(shape[2])]
 }
 
-/// `conv → bn`, optionally followed by ReLU.
+/// `conv → bn`, optionally followed by ReLU; the conv alone when the BN is folded into it
+/// (a conv with a bias, see `crate::fold`).
 fn conv_bn(g: &mut GraphBuilder, conv: &Conv2d, conv_path: &str, bn: &BatchNorm, bn_path: &str, x: String, relu: bool) -> Result<String> {
     let y = g.conv2d(conv, conv_path, x)?;
-    let y = g.batch_norm(bn, bn_path, y)?;
+    let y = if conv.bias.is_some() { y } else { g.batch_norm(bn, bn_path, y)? };
     Ok(if relu { g.relu(bn_path, y) } else { y })
 }
 
@@ -93,7 +94,7 @@ fn restoration(g: &mut GraphBuilder, unit: &RestorationUnit, z: String) -> Resul
     let y = match (&unit.spatial_conv, &unit.spatial_bn) {
         (Some(conv), Some(bn)) => {
             let y = g.conv_transpose2d(conv, "restoration.spatial_conv", z)?;
-            let y = g.batch_norm(bn, "restoration.spatial_bn", y)?;
+            let y = if conv.bias.is_some() { y } else { g.batch_norm(bn, "restoration.spatial_bn", y)? };
             g.relu("restoration.spatial_bn", y)
         }
         _ => z,
