@@ -33,6 +33,7 @@ pub mod import;
 pub mod info;
 pub mod observe;
 pub mod onnx;
+pub mod pool;
 pub mod resnet;
 pub mod straight_through;
 

@@ -163,7 +163,7 @@ fn stem_modules(stem: &StemSpec, device: &Device) -> (Conv2d, BatchNorm, Option<
 fn stem_forward(conv1: &Conv2d, bn1: &BatchNorm, maxpool: &Option<MaxPool2d>, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
     let y = relu_op(conv_bn(conv1, bn1, x, obs), obs);
     match maxpool {
-        Some(pool) => obs.op(Op::MaxPool, || pool.forward(y)),
+        Some(pool) => obs.op(Op::MaxPool, || crate::pool::max_pool2d(pool, y)),
         None => y,
     }
 }
