@@ -2,8 +2,10 @@
 //! the cloud-only photo (colour JPEG encode → decode, DESIGN §1).
 //! `cargo bench -p bottlenet-codec` (`-- photo` for the photo cases alone)
 
+use bottlenet_codec::quantize::{dequantize, level_to_pixel, pixel_to_level, quantize};
 use bottlenet_codec::synthetic::{photo, relu_like};
-use bottlenet_codec::{ChromaSampling, CodecParams, PhotoJpeg, Shape, decode, decode_photo, encode};
+use bottlenet_codec::tile::{TileGrid, tile, untile};
+use bottlenet_codec::{ChromaSampling, CodecParams, GrayImage, PhotoJpeg, Shape, decode, decode_photo, encode};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -17,6 +19,41 @@ fn roundtrip(c: &mut Criterion) {
             b.iter(|| decode(&encode(black_box(t), &params).expect("encode")).expect("decode"))
         });
     }
+    group.finish();
+}
+
+/// Each stage of the 64×56×56 round trip alone, to see where its time goes:
+/// `cargo bench -p bottlenet-codec -- stages`.
+fn stages(c: &mut Criterion) {
+    let shape = Shape::new(64, 56, 56);
+    let params = CodecParams::paper();
+    let tensor = relu_like(shape, 1);
+    let quantized = quantize(&tensor.data, params.bits).expect("quantize");
+    let pixels: Vec<u8> = quantized.levels.iter().map(|&l| level_to_pixel(l, params.bits)).collect();
+    let (width, height) = TileGrid::for_channels(shape.channels).image_size(&shape);
+    let image = GrayImage { width, height, pixels: tile(&pixels, &shape) };
+    let codec = params.codec.codec(params.quality);
+    let payload = codec.encode(&image).expect("encode");
+    let decoded = codec.decode(&payload, width, height).expect("decode");
+    let frame = encode(&tensor, &params).expect("frame");
+
+    let mut group = c.benchmark_group(format!("stages_{shape}"));
+    group.bench_function("quantize", |b| b.iter(|| quantize(black_box(&tensor.data), params.bits)));
+    group.bench_function("level_to_pixel", |b| {
+        b.iter(|| black_box(&quantized.levels).iter().map(|&l| level_to_pixel(l, params.bits)).collect::<Vec<u8>>())
+    });
+    group.bench_function("tile", |b| b.iter(|| tile(black_box(&pixels), &shape)));
+    group.bench_function("jpeg_encode", |b| b.iter(|| codec.encode(black_box(&image))));
+    group.bench_function("jpeg_decode", |b| b.iter(|| codec.decode(black_box(&payload), width, height)));
+    group.bench_function("untile", |b| b.iter(|| untile(black_box(&decoded), &shape)));
+    group.bench_function("pixel_to_level", |b| {
+        b.iter(|| black_box(&decoded).iter().map(|&p| pixel_to_level(p, params.bits)).collect::<Vec<u8>>())
+    });
+    group.bench_function("dequantize", |b| {
+        b.iter(|| dequantize(black_box(&quantized.levels), params.bits, quantized.min, quantized.max))
+    });
+    group.bench_function("frame_encode", |b| b.iter(|| encode(black_box(&tensor), &params)));
+    group.bench_function("frame_decode", |b| b.iter(|| decode(black_box(&frame))));
     group.finish();
 }
 
@@ -41,5 +78,5 @@ fn photo_roundtrip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, roundtrip, photo_roundtrip);
+criterion_group!(benches, roundtrip, stages, photo_roundtrip);
 criterion_main!(benches);

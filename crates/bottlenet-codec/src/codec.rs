@@ -17,7 +17,8 @@ pub struct GrayImage {
 /// Turns a grayscale image into payload bytes and back.
 ///
 /// Invariants: `encode` and `decode` are deterministic and give the same bytes and pixels on every
-/// machine (no SIMD paths: see the workspace's zune-jpeg and jpeg-encoder features); `decode` of
+/// machine (only SIMD paths proven to match the scalar code: see the workspace's zune-jpeg and
+/// jpeg-encoder features and `tests/determinism.rs`); `decode` of
 /// untrusted bytes returns an error, never panics, and never yields other than `width·height` pixels.
 pub trait ImageCodec {
     fn encode(&self, image: &GrayImage) -> Result<Vec<u8>>;

@@ -18,7 +18,7 @@
 
 use crate::codec::{CodecKind, CodecParams, GrayImage};
 use crate::error::{Error, Result};
-use crate::quantize::{dequantize, level_to_pixel, pixel_to_level, quantize};
+use crate::quantize::{level_to_pixel, level_values, pixel_to_level, quantize};
 use crate::tensor::{FeatureTensor, Shape};
 use crate::tile::{TileGrid, tile, untile};
 
@@ -110,7 +110,12 @@ pub(crate) fn encode_payload(tensor: &FeatureTensor, params: &CodecParams) -> Re
         return Err(Error::ShapeMismatch { shape: shape.to_string(), len: tensor.data.len(), expected: shape.len() });
     }
     let quantized = quantize(&tensor.data, params.bits)?;
-    let pixels: Vec<u8> = quantized.levels.iter().map(|&l| level_to_pixel(l, params.bits)).collect();
+    let pixels = if params.bits == 8 {
+        quantized.levels // level_to_pixel is the identity at 8 bits
+    } else {
+        let table: [u8; 256] = std::array::from_fn(|level| level_to_pixel(level as u8, params.bits));
+        quantized.levels.iter().map(|&l| table[usize::from(l)]).collect()
+    };
     let (width, height) = TileGrid::for_channels(shape.channels).image_size(&shape);
     let image = GrayImage { width, height, pixels: tile(&pixels, &shape) };
     let payload = params.codec.codec(params.quality).encode(&image)?;
@@ -250,8 +255,11 @@ fn decode_payload(header: &FrameHeader, frame: &[u8]) -> Result<FeatureTensor> {
     let payload = &frame[header.header_len..];
     let image = header.params.codec.codec(header.params.quality).decode(payload, width, height)?;
     let bits = header.params.bits;
-    let levels: Vec<u8> = untile(&image, &header.shape).into_iter().map(|p| pixel_to_level(p, bits)).collect();
-    FeatureTensor::new(header.shape, dequantize(&levels, bits, header.min, header.max))
+    // pixel → level → value (eq. 1 inverse) for each of the 256 pixels, then one lookup per value.
+    let levels = level_values(bits, header.min, header.max);
+    let values: [f32; 256] = std::array::from_fn(|pixel| levels[usize::from(pixel_to_level(pixel as u8, bits))]);
+    let data = untile(&image, &header.shape).into_iter().map(|p| values[usize::from(p)]).collect();
+    FeatureTensor::new(header.shape, data)
 }
 
 /// Encodes and decodes each sample of a batch (N×C×H×W row-major), as the server would see it.

@@ -12,8 +12,9 @@
 //!
 //! Invariants:
 //! * Deterministic: the encoder (jpeg-encoder, `simd` off) is integer-only: RGB→YCbCr, box-average
-//!   chroma downsampling and the forward DCT; the decoder (zune-jpeg 0.4, `x86`/`neon` off) uses
-//!   its scalar integer IDCT, upsampler and YCbCr→RGB paths. Same bytes → same pixels everywhere.
+//!   chroma downsampling and the forward DCT; the decoder (zune-jpeg 0.4, `neon` off) uses its
+//!   integer IDCT, upsampler and YCbCr→RGB paths, scalar or (x86) their AVX2 ports, which give the
+//!   same pixels (`tests/determinism.rs`). Same bytes → same pixels everywhere.
 //! * [`decode_photo`] parses only the headers (SOI through SOS) before comparing the frame's size,
 //!   channel count and process with what the caller expects, and refuses any difference before a
 //!   single scan byte is decoded, so a frame claiming 4096×4096 costs the server nothing.

@@ -27,44 +27,97 @@ pub fn check_bits(bits: u8) -> Result<()> {
 ///
 /// Invariants: every level is `≤ 2ⁿ−1`; `|dequantize(q) − F| ≤ step/2` (up to f32 rounding) with
 /// `step = (max − min)/(2ⁿ−1)`; a constant tensor (`max == min`) maps to all-zero levels and
-/// dequantizes back to exactly that constant. NaN or ±∞ is an error, not garbage.
+/// dequantizes back to exactly that constant. NaN or ±∞ is an error, not garbage. The result is
+/// bit for bit that of a plain left-to-right loop with `f64::round` (`reference_quantize` in
+/// `tests/properties.rs`); the loops here are only shaped so that the compiler vectorizes them.
 pub fn quantize(values: &[f32], bits: u8) -> Result<Quantized> {
     check_bits(bits)?;
-    let mut min = f32::INFINITY;
-    let mut max = f32::NEG_INFINITY;
-    for (index, &value) in values.iter().enumerate() {
-        if !value.is_finite() {
-            return Err(Error::NonFinite { index, value });
-        }
-        min = min.min(value);
-        max = max.max(value);
-    }
-    if values.is_empty() {
+    let Some((min, max)) = finite_range(values)? else {
         return Ok(Quantized { bits, min: 0.0, max: 0.0, levels: Vec::new() });
-    }
+    };
     let top = f64::from(max_level(bits));
     // f64 keeps (max − min) finite even when the f32 range would overflow (e.g. −3e38..3e38).
     let range = f64::from(max) - f64::from(min);
     let levels = if range > 0.0 {
-        let scale = top / range;
-        values
-            .iter()
-            .map(|&v| ((f64::from(v) - f64::from(min)) * scale).round().clamp(0.0, top) as u8)
-            .collect()
+        let (low, scale) = (f64::from(min), top / range);
+        values.iter().map(|&v| round_to_level((f64::from(v) - low) * scale, top)).collect()
     } else {
         vec![0; values.len()]
     };
     Ok(Quantized { bits, min, max, levels })
 }
 
+/// `x.round().clamp(0, top)` for finite `x ≥ 0` and `top ≤ 255`, without `f64::round` (a libm
+/// call on baseline x86-64, which keeps the loop scalar). For `0 ≤ x ≤ top` the cast truncates to
+/// `⌊x⌋`, `x − ⌊x⌋` is exact, and rounding half away from zero adds one when that is `≥ ½`; an
+/// `x` past `top` gives `top` either way. Plain compare-and-select (not `f64::min`, which must
+/// handle NaN) keeps the loop vectorized.
+#[inline]
+fn round_to_level(x: f64, top: f64) -> u8 {
+    let whole = (if x < top { x } else { top }) as i32;
+    let level = whole + i32::from(x - f64::from(whole) >= 0.5);
+    let top = top as i32;
+    (if level < top { level } else { top }) as u8
+}
+
+/// `(min, max)` of `values` (`None` when empty), or the first non-finite value as an error.
+///
+/// Of values that compare equal (only `−0.0` and `+0.0` can differ), the first one in `values` is
+/// taken, as a left-to-right `if v < min { min = v }` would: the sign of a zero min or max is
+/// the first zero's, on every machine. Eight independent lanes let the compiler use vector
+/// min/max; the zero case is settled afterwards.
+fn finite_range(values: &[f32]) -> Result<Option<(f32, f32)>> {
+    const LANES: usize = 8;
+    let mut low = [f32::INFINITY; LANES];
+    let mut high = [f32::NEG_INFINITY; LANES];
+    let mut finite = [true; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let v = chunk[lane];
+            finite[lane] &= v.is_finite();
+            low[lane] = if v < low[lane] { v } else { low[lane] };
+            high[lane] = if v > high[lane] { v } else { high[lane] };
+        }
+    }
+    for (lane, &v) in tail.iter().enumerate() {
+        finite[lane] &= v.is_finite();
+        low[lane] = if v < low[lane] { v } else { low[lane] };
+        high[lane] = if v > high[lane] { v } else { high[lane] };
+    }
+    if !finite.iter().all(|&f| f)
+        && let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite())
+    {
+        return Err(Error::NonFinite { index, value });
+    }
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut min = low.into_iter().fold(f32::INFINITY, |m, v| if v < m { v } else { m });
+    let mut max = high.into_iter().fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
+    let first_zero = || values.iter().copied().find(|&v| v == 0.0);
+    if min == 0.0 {
+        min = first_zero().unwrap_or(min);
+    }
+    if max == 0.0 {
+        max = first_zero().unwrap_or(max);
+    }
+    Ok(Some((min, max)))
+}
+
 /// Inverse of eq. (1): `F̂ = min + q · (max − min)/(2ⁿ−1)`.
 pub fn dequantize(levels: &[u8], bits: u8, min: f32, max: f32) -> Vec<f32> {
+    let table = level_values(bits, min, max);
+    levels.iter().map(|&q| table[usize::from(q)]).collect()
+}
+
+/// The value eq. (1)'s inverse gives every possible level (`q > 2ⁿ−1` extrapolates the same
+/// line; level 0 is `min` itself, so a constant tensor round-trips exactly).
+pub fn level_values(bits: u8, min: f32, max: f32) -> [f32; 256] {
     let top = f64::from(max_level(bits));
     let step = (f64::from(max) - f64::from(min)) / top;
-    levels
-        .iter()
-        .map(|&q| if q == 0 { min } else { (f64::from(min) + f64::from(q) * step) as f32 })
-        .collect()
+    std::array::from_fn(|q| if q == 0 { min } else { (f64::from(min) + q as f64 * step) as f32 })
 }
 
 /// Maps an n-bit level to the full 8-bit pixel range, so the JPEG quantizer sees the same

@@ -75,6 +75,88 @@ pub fn photo(channels: usize, height: usize, width: usize) -> Vec<u8> {
 /// Width in pixels over which [`photo`]'s shapes blend into the background.
 pub const PHOTO_EDGE: f32 = 3.0;
 
+/// Images that drive a JPEG codec to the corners of its arithmetic, for determinism checks
+/// (`tests/determinism.rs`, `examples/codec_digest.rs`): extreme 0/255 patterns give the largest
+/// DCT coefficients, noise fills every coefficient, flat areas take the decoder's DC-only path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StressPattern {
+    /// Independent uniform pixels.
+    Noise,
+    /// 0/255 squares of `period` pixels.
+    Checker { period: usize },
+    /// 0/255 vertical stripes of `period` pixels.
+    Stripes { period: usize },
+    /// A diagonal ramp over the whole image.
+    Gradient,
+    /// Every pixel the same value.
+    Flat(u8),
+    /// Each 8×8 block picks one of: flat, noise, one-pixel checker, ramp.
+    Blocks,
+}
+
+impl StressPattern {
+    /// A spread of patterns, including every kind.
+    pub const ALL: [StressPattern; 10] = [
+        StressPattern::Noise,
+        StressPattern::Checker { period: 1 },
+        StressPattern::Checker { period: 4 },
+        StressPattern::Stripes { period: 1 },
+        StressPattern::Stripes { period: 3 },
+        StressPattern::Gradient,
+        StressPattern::Flat(0),
+        StressPattern::Flat(255),
+        StressPattern::Flat(97),
+        StressPattern::Blocks,
+    ];
+
+    /// `width × height` pixels (row-major) of this pattern, identical for the same `seed` on
+    /// every machine. `channels` planes are drawn one after another (planar CHW).
+    pub fn pixels(self, channels: usize, height: usize, width: usize, seed: u64) -> Vec<u8> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let extreme = |on: bool| if on { 255 } else { 0 };
+        let ramp = |x: usize, y: usize| ((x + y) * 255 / (width + height).saturating_sub(2).max(1)).min(255) as u8;
+        let block_kinds: Vec<u8> = (0..width.div_ceil(8) * height.div_ceil(8) * channels).map(|_| rng.random_range(0..4)).collect();
+        let mut out = Vec::with_capacity(channels * height * width);
+        for c in 0..channels {
+            for y in 0..height {
+                for x in 0..width {
+                    let pixel = match self {
+                        StressPattern::Noise => rng.random(),
+                        StressPattern::Checker { period } => extreme((x / period + y / period + c) % 2 == 1),
+                        StressPattern::Stripes { period } => extreme((x / period + c) % 2 == 1),
+                        StressPattern::Gradient => ramp(x, y),
+                        StressPattern::Flat(value) => value,
+                        StressPattern::Blocks => {
+                            let block = (c * height.div_ceil(8) + y / 8) * width.div_ceil(8) + x / 8;
+                            match block_kinds[block] {
+                                0 => (block * 37 % 256) as u8,
+                                1 => rng.random(),
+                                2 => extreme((x + y) % 2 == 1),
+                                _ => ((x % 8 + y % 8) * 18) as u8,
+                            }
+                        }
+                    };
+                    out.push(pixel);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for StressPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StressPattern::Noise => write!(f, "noise"),
+            StressPattern::Checker { period } => write!(f, "checker{period}"),
+            StressPattern::Stripes { period } => write!(f, "stripes{period}"),
+            StressPattern::Gradient => write!(f, "gradient"),
+            StressPattern::Flat(value) => write!(f, "flat{value}"),
+            StressPattern::Blocks => write!(f, "blocks"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +170,17 @@ mod tests {
         let zeros = a.data.iter().filter(|&&v| v == 0.0).count() as f64 / a.data.len() as f64;
         assert!(a.data.iter().all(|&v| v >= 0.0));
         assert!((0.2..0.9).contains(&zeros), "zero fraction {zeros}");
+    }
+
+    #[test]
+    fn stress_patterns_are_seeded_and_sized() {
+        for pattern in StressPattern::ALL {
+            let a = pattern.pixels(2, 13, 9, 5);
+            assert_eq!(a.len(), 2 * 13 * 9, "{pattern}");
+            assert_eq!(a, pattern.pixels(2, 13, 9, 5), "{pattern}");
+        }
+        assert_ne!(StressPattern::Noise.pixels(1, 8, 8, 1), StressPattern::Noise.pixels(1, 8, 8, 2));
+        assert!(StressPattern::Checker { period: 1 }.pixels(1, 8, 8, 0).iter().all(|&p| p == 0 || p == 255));
     }
 
     #[test]

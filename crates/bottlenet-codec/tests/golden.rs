@@ -6,7 +6,7 @@ use bottlenet_codec::synthetic::relu_like;
 use bottlenet_codec::{CodecKind, CodecParams, Shape, decode, encode};
 use std::path::PathBuf;
 
-/// `exact_bytes`: JPEG streams are fixed by our tables and scalar code, so their bytes are the
+/// `exact_bytes`: JPEG streams are fixed by our tables and the scalar encoder, so their bytes are the
 /// contract; a PNG's deflate stream may differ with the png crate's build features (the
 /// workspace's `image` dependency switches its compressor), so for PNG the decoded values are.
 fn check_golden(name: &str, shape: Shape, params: CodecParams, exact_bytes: bool) {

@@ -1,9 +1,9 @@
 //! Property tests of the codec against naive references.
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
-use bottlenet_codec::quantize::{dequantize, max_level, quantize};
+use bottlenet_codec::quantize::{dequantize, level_to_pixel, max_level, pixel_to_level, quantize};
 use bottlenet_codec::tile::{TileGrid, tile, untile};
-use bottlenet_codec::{CodecKind, CodecParams, FeatureTensor, HEADER_LEN, Shape, decode, decode_header, encode};
+use bottlenet_codec::{CodecKind, CodecParams, Error, FeatureTensor, GrayImage, HEADER_LEN, Shape, decode, decode_header, encode};
 use proptest::prelude::*;
 
 /// Naive reference for tiling: pixel (x, y) of the image belongs to channel
@@ -25,6 +25,90 @@ fn naive_tile(levels: &[u8], shape: &Shape) -> Vec<u8> {
     out
 }
 
+/// Naive reference for eq. (1): one left-to-right pass, `f64::round`. The vectorized
+/// `quantize` must give the same levels and the same min/max bits (the sign of a zero included).
+fn reference_quantize(values: &[f32], bits: u8) -> Result<(f32, f32, Vec<u8>), Error> {
+    let mut min = f32::INFINITY;
+    let mut max = f32::NEG_INFINITY;
+    for (index, &value) in values.iter().enumerate() {
+        if !value.is_finite() {
+            return Err(Error::NonFinite { index, value });
+        }
+        if value < min {
+            min = value;
+        }
+        if value > max {
+            max = value;
+        }
+    }
+    if values.is_empty() {
+        return Ok((0.0, 0.0, Vec::new()));
+    }
+    let top = f64::from(max_level(bits));
+    let range = f64::from(max) - f64::from(min);
+    let levels = if range > 0.0 {
+        values.iter().map(|&v| ((f64::from(v) - f64::from(min)) * (top / range)).round().clamp(0.0, top) as u8).collect()
+    } else {
+        vec![0; values.len()]
+    };
+    Ok((min, max, levels))
+}
+
+/// Naive reference for eq. (1)'s inverse.
+fn reference_dequantize(levels: &[u8], bits: u8, min: f32, max: f32) -> Vec<f32> {
+    let step = (f64::from(max) - f64::from(min)) / f64::from(max_level(bits));
+    levels.iter().map(|&q| if q == 0 { min } else { (f64::from(min) + f64::from(q) * step) as f32 }).collect()
+}
+
+fn bits_of(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+fn assert_quantize_matches_reference(values: &[f32], bits: u8) {
+    match (quantize(values, bits), reference_quantize(values, bits)) {
+        (Ok(q), Ok((min, max, levels))) => {
+            assert_eq!((q.min.to_bits(), q.max.to_bits()), (min.to_bits(), max.to_bits()), "min/max of {values:?}");
+            assert_eq!(q.levels, levels, "levels of {values:?}");
+            let all: Vec<u8> = (0..=255).collect();
+            assert_eq!(bits_of(&dequantize(&all, bits, min, max)), bits_of(&reference_dequantize(&all, bits, min, max)));
+        }
+        (Err(Error::NonFinite { index, value }), Err(Error::NonFinite { index: i, value: v })) => {
+            assert_eq!((index, value.to_bits()), (i, v.to_bits()), "first non-finite of {values:?}");
+        }
+        (ours, reference) => panic!("{values:?}: quantize gave {ours:?}, the reference {reference:?}"),
+    }
+}
+
+/// Any f32 (NaN, ±∞, subnormals, ±0 included), or one from a small palette so that ties,
+/// zeros of both signs and extreme ranges are common.
+fn value_strategy() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        prop::num::f32::ANY,
+        -1e4f32..1e4,
+        prop::sample::select(vec![0.0f32, -0.0, 1.0, -1.0, 0.5, 2.5, 3e38, -3e38, 1e-45, -1e-45, f32::MAX, f32::MIN]),
+    ]
+}
+
+#[test]
+fn zero_sign_of_min_and_max_is_the_first_zeros() {
+    for values in [vec![0.0f32, -0.0], vec![-0.0, 0.0], vec![-0.0, 0.0, 1.0], vec![0.0, -1.0, -0.0], vec![-0.0; 9], vec![1.0, 0.0, -0.0, 0.0, -0.0, 0.0, -0.0, 0.0, -0.0, 0.0]] {
+        assert_quantize_matches_reference(&values, 8);
+    }
+    let q = quantize(&[0.5, -0.0, 0.0], 8).unwrap();
+    assert!(q.min == 0.0 && q.min.is_sign_negative());
+}
+
+#[test]
+fn quantize_rounds_halves_like_f64_round() {
+    // (v − min)·scale lands on and next to k + ½ for every level k.
+    for bits in 1..=8u8 {
+        let top = max_level(bits);
+        let mut values: Vec<f32> = (0..=u32::from(top) * 2).map(|k| k as f32 / 2.0).collect();
+        values.extend(values.clone().iter().flat_map(|&v| [f32::from_bits(v.to_bits().saturating_sub(1)), f32::from_bits(v.to_bits() + 1)]));
+        assert_quantize_matches_reference(&values, bits);
+    }
+}
+
 fn tensor_strategy(max_side: usize) -> impl Strategy<Value = FeatureTensor> {
     (1..=8usize, 1..=max_side, 1..=max_side).prop_flat_map(|(c, h, w)| {
         prop::collection::vec(-50.0f32..50.0, c * h * w)
@@ -44,6 +128,36 @@ proptest! {
             prop_assert!((f64::from(v) - f64::from(b)).abs() <= bound, "{v} -> {b}, step {step}");
         }
         prop_assert!(q.levels.iter().all(|&l| l <= max_level(bits)));
+    }
+
+    #[test]
+    fn quantize_matches_reference_bit_for_bit(values in prop::collection::vec(value_strategy(), 0..100), bits in 1u8..=8) {
+        assert_quantize_matches_reference(&values, bits);
+    }
+
+    #[test]
+    fn quantize_matches_reference_on_finite_tensors(values in prop::collection::vec(-1e3f32..1e3, 0..2000), zeros in 0usize..50, bits in 1u8..=8) {
+        let mut values = values;
+        let len = values.len();
+        for i in 0..zeros.min(len) {
+            values[i * 37 % len] = if i % 2 == 0 { 0.0 } else { -0.0 };
+        }
+        assert_quantize_matches_reference(&values, bits);
+    }
+
+    #[test]
+    fn frame_decode_matches_the_stage_by_stage_reference(tensor in tensor_strategy(20), codec_id in 0usize..4, quality in 1u8..=100, bits in 1u8..=8) {
+        let params = CodecParams { codec: CodecKind::ALL[codec_id], quality, bits }.normalized();
+        let decoded = decode(&encode(&tensor, &params).unwrap()).unwrap();
+        // quantize → level_to_pixel → tile → codec → untile → pixel_to_level → dequantize, one step at a time.
+        let (min, max, levels) = reference_quantize(&tensor.data, bits).unwrap();
+        let pixels: Vec<u8> = levels.iter().map(|&l| level_to_pixel(l, bits)).collect();
+        let (width, height) = TileGrid::for_channels(tensor.shape.channels).image_size(&tensor.shape);
+        let codec = params.codec.codec(params.quality);
+        let payload = codec.encode(&GrayImage { width, height, pixels: tile(&pixels, &tensor.shape) }).unwrap();
+        let image = codec.decode(&payload, width, height).unwrap();
+        let back: Vec<u8> = untile(&image, &tensor.shape).into_iter().map(|p| pixel_to_level(p, bits)).collect();
+        prop_assert_eq!(bits_of(&decoded.data), bits_of(&reference_dequantize(&back, bits, min, max)));
     }
 
     #[test]
