@@ -45,3 +45,13 @@ fn bench_refuses_an_unknown_group_in_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("codec, compact, resnet50, train, server"), "{stderr}");
 }
+
+#[cfg(not(feature = "tract"))]
+#[test]
+fn bench_engines_without_the_tract_feature_says_how_to_get_it() {
+    let output = Command::cargo_bin("bottlenet").unwrap().args(["bench", "--only", "engines"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--features tract"), "{stderr}");
+}
