@@ -21,7 +21,7 @@ use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CloudHalf, Codec
 use burn::tensor::{Tensor, TensorData};
 use std::sync::Arc;
 use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, TValue, Tensor as TractTensor, TypedRunnableModel, tvec};
-use tract_onnx::tract_core::multithread::Executor;
+use tract_linalg::multithread::Executor;
 
 /// The tract release the figures come from: the exact `=` pin of `tract-onnx` in the workspace's
 /// Cargo.toml (change both together).
