@@ -12,7 +12,7 @@ use bottlenet_model::{Bundle, CodecMode, DeviceChoice};
 use burn::tensor::{Tensor, TensorData};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, Tensor as TractTensor, tvec};
+use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, IntoRunnable, Tensor as TractTensor, tvec};
 
 const IMAGES: usize = 8;
 
