@@ -136,7 +136,8 @@ pub(super) fn time(warmup: usize, runs: usize, scale: f64, mut work: impl FnMut(
 pub(super) struct Bench<'a> {
     pub(super) args: &'a BenchArgs,
     pub(super) device: Device,
-    /// Compute threads of every engine.
+    /// Compute threads of every engine (flex's rayon pool, and tract's in `engines`).
+    #[cfg(feature = "tract")]
     pub(super) threads: usize,
     figures: Vec<Figure>,
     pub(super) bar: indicatif::ProgressBar,
@@ -387,7 +388,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !args.json {
         bar.suspend(|| println!("engine: {engine} · median of {} runs [p10 … p90]", args.runs));
     }
-    let mut bench = Bench { args: &args, device, threads, figures: Vec::new(), bar };
+    let mut bench = Bench {
+        args: &args,
+        device,
+        #[cfg(feature = "tract")]
+        threads,
+        figures: Vec::new(),
+        bar,
+    };
     for group in &groups {
         match *group {
             "codec" => bench.codec()?,
