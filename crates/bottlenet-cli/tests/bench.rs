@@ -22,9 +22,9 @@ fn bench_reports_a_median_and_spread_for_every_figure() {
     assert!(report["engine"].as_str().unwrap().contains("burn flex"), "the engine is named: {}", report["engine"]);
     let figures = report["figures"].as_array().unwrap();
     let count = |group: &str| figures.iter().filter(|f| f["group"] == group).count();
-    // 4 codec shapes; compact: full forward + head and tail at each of 6 splits; 3 training
-    // variants; 1, 8 and 64 clients.
-    assert_eq!((count("codec"), count("compact"), count("train"), count("server")), (4, 13, 3, 3), "{report}");
+    // 4 codec shapes; compact: full forward (BN unfolded and folded) + head and tail at each of 6
+    // splits; 3 training variants; 1, 8 and 64 clients.
+    assert_eq!((count("codec"), count("compact"), count("train"), count("server")), (4, 14, 3, 3), "{report}");
     for f in figures {
         let (p10, median, p90) = (f["p10"].as_f64().unwrap(), f["median"].as_f64().unwrap(), f["p90"].as_f64().unwrap());
         assert!(median.is_finite() && median > 0.0 || f["name"].as_str().unwrap().contains("RB6 tail"), "{f}");
@@ -44,4 +44,14 @@ fn bench_refuses_an_unknown_group_in_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("codec, compact, resnet50, train, server"), "{stderr}");
+}
+
+#[cfg(not(feature = "tract"))]
+#[test]
+fn bench_engines_without_the_tract_feature_says_how_to_get_it() {
+    let output = Command::cargo_bin("bottlenet").unwrap().args(["bench", "--only", "engines"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--features tract"), "{stderr}");
 }

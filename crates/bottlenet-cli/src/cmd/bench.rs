@@ -8,7 +8,9 @@
 //!   bottleneck and no codec, and with the codec in the loop (aware); the codec's share of the step
 //!   is the difference of the last two;
 //! * `server` — requests per second of the gRPC server (shipped bundle, RB1 frames encoded
-//!   beforehand) at 1, 8 and 64 concurrent clients, each with its own connection.
+//!   beforehand) at 1, 8 and 64 concurrent clients, each with its own connection;
+//! * `engines` (cargo feature `tract`) — the exported ONNX halves in tract beside burn flex
+//!   (`bench_engines.rs`).
 //!
 //! * `ops` — where the time goes: per-operation profile of the ResNet-50 RB1 halves and the
 //!   training step's phases (`bench_ops.rs`).
@@ -40,7 +42,15 @@ use std::time::Instant;
 mod ops;
 
 /// Workload groups, in the order they run.
-const GROUPS: [&str; 6] = ["codec", "compact", "resnet50", "train", "server", "ops"];
+const GROUPS: [&str; 7] = ["codec", "compact", "resnet50", "train", "server", "ops", "engines"];
+
+/// The group that needs the `tract` feature; without it, it runs only when asked for (and then
+/// says how to get it).
+const ENGINES: &str = "engines";
+
+/// The device generator's seed before a model group draws its random weights and input, so the
+/// `resnet50` and `engines` groups time the same network on the same image.
+const MODEL_SEED: u64 = 2019;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -56,7 +66,8 @@ pub struct BenchArgs {
     /// Compute device for the model workloads: flex (CPU), cuda or wgpu (cargo features).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
-    /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops.
+    /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops, engines
+    /// (engines: cargo feature `tract`).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Bundle the server workload serves.
@@ -103,7 +114,7 @@ fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
     bottlenet_runtime::percentile(sorted, q)
 }
 
-fn figure(group: &str, name: String, unit: &str, mut samples: Vec<f64>, note: String) -> Figure {
+pub(super) fn figure(group: &str, name: String, unit: &str, mut samples: Vec<f64>, note: String) -> Figure {
     samples.sort_by(f64::total_cmp);
     Figure {
         group: group.into(),
@@ -118,7 +129,7 @@ fn figure(group: &str, name: String, unit: &str, mut samples: Vec<f64>, note: St
 }
 
 /// Wall times of `runs` calls after `warmup` calls, in `scale` units per second (1e3 = ms).
-fn time(warmup: usize, runs: usize, scale: f64, mut work: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+pub(super) fn time(warmup: usize, runs: usize, scale: f64, mut work: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
     for _ in 0..warmup {
         work()?;
     }
@@ -131,15 +142,18 @@ fn time(warmup: usize, runs: usize, scale: f64, mut work: impl FnMut() -> Result
         .collect()
 }
 
-struct Bench<'a> {
-    args: &'a BenchArgs,
-    device: Device,
+pub(super) struct Bench<'a> {
+    pub(super) args: &'a BenchArgs,
+    pub(super) device: Device,
+    /// Compute threads of every engine (flex's rayon pool, and tract's in `engines`).
+    #[cfg(feature = "tract")]
+    pub(super) threads: usize,
     figures: Vec<Figure>,
-    bar: indicatif::ProgressBar,
+    pub(super) bar: indicatif::ProgressBar,
 }
 
 impl Bench<'_> {
-    fn push(&mut self, f: Figure) {
+    pub(super) fn push(&mut self, f: Figure) {
         self.bar.inc(1);
         if !self.args.json {
             self.bar.suspend(|| println!("{:<9} {:<56} {:>10.2} {:<5} [{:.2} … {:.2}] {}", f.group, f.name, f.median, f.unit, f.p10, f.p90, f.note));
@@ -162,11 +176,20 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// The backbone of `config` and one input image, both drawn from the device's generator seeded
+    /// with [`MODEL_SEED`]: the same weights and pixels on every call.
+    pub(super) fn seeded_backbone(&self, config: &BottleNetConfig) -> Result<(ResNet, Tensor<4>)> {
+        self.device.seed(MODEL_SEED);
+        let net = ResNet::new(&config.backbone(), &self.device)?;
+        let [c, h, w] = config.input_shape;
+        let x = Tensor::<4>::random([1, c, h, w], Distribution::Uniform(0.0, 1.0), &self.device);
+        Ok((net, x))
+    }
+
     fn splits(&mut self, group: &str, arch: Arch, input: [usize; 3], classes: usize) -> Result<()> {
         let config = BottleNetConfig::new(arch, input, classes);
-        let unfolded = ResNet::new(&config.backbone(), &self.device)?;
+        let (unfolded, x) = self.seeded_backbone(&config)?;
         let [c, h, w] = input;
-        let x = Tensor::<4>::random([1, c, h, w], Distribution::Uniform(0.0, 1.0), &self.device);
         let (warmup, runs) = (self.args.warmup, self.args.runs);
         let samples = time(warmup, runs, 1e3, || {
             unfolded.forward(x.clone())?.into_data();
@@ -357,16 +380,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(unknown) = args.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
         bail!("unknown bench group {unknown:?}; expected some of: {}", GROUPS.join(", "));
     }
+    let with_engines = cfg!(feature = "tract");
+    if !with_engines && args.only.iter().any(|g| g == ENGINES) {
+        bail!("bench group {ENGINES} needs the tract engine; rebuild with `cargo build --release -p bottlenet-cli --features tract`");
+    }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the compute thread count")?;
     let device = args.device.device()?;
-    let groups: Vec<&str> = GROUPS.iter().copied().filter(|g| args.only.is_empty() || args.only.iter().any(|o| o == g)).collect();
+    let groups: Vec<&str> = GROUPS
+        .iter()
+        .copied()
+        .filter(|g| if args.only.is_empty() { with_engines || *g != ENGINES } else { args.only.iter().any(|o| o == g) })
+        .collect();
     let counts = |g: &str| match g {
         "codec" => 4,
         "compact" => 2 + 2 * Arch::Compact.num_blocks(),
         "resnet50" => 2 + 2 * Arch::ResNet50.num_blocks(),
         "train" => 3,
         "ops" => 40,
+        // Two networks × (phone half, server half, full) × (flex, tract).
+        ENGINES => 12,
         _ => 3,
     };
     let engine = super::engine_name(args.device, threads);
@@ -374,7 +407,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !args.json {
         bar.suspend(|| println!("engine: {engine} · median of {} runs [p10 … p90]", args.runs));
     }
-    let mut bench = Bench { args: &args, device, figures: Vec::new(), bar };
+    let mut bench = Bench {
+        args: &args,
+        device,
+        #[cfg(feature = "tract")]
+        threads,
+        figures: Vec::new(),
+        bar,
+    };
     for group in &groups {
         match *group {
             "codec" => bench.codec()?,
@@ -382,7 +422,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "resnet50" => bench.splits("resnet50", Arch::ResNet50, [3, 224, 224], 1000)?,
             "train" => bench.train()?,
             "ops" => bench.ops()?,
-            _ => bench.server()?,
+            "server" => bench.server()?,
+            #[cfg(feature = "tract")]
+            ENGINES => bench.engines()?,
+            other => bail!("bench group {other} is not in this build; rebuild with `--features tract`"),
         }
     }
     bench.bar.finish_and_clear();

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "full")]
 pub mod bench;
+#[cfg(feature = "tract")]
+pub mod bench_engines;
 #[cfg(feature = "full")]
 pub mod codec;
 #[cfg(feature = "full")]

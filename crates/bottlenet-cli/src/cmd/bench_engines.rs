@@ -1,0 +1,194 @@
+//! `bottlenet bench --only engines` (cargo feature `tract`): the ONNX graphs `bottlenet export`
+//! writes (docs/onnx.md), run in tract beside the same modules in burn flex, on the same inputs and
+//! the same compute threads. Each graph's output must agree with flex within [`TOLERANCE`] of the
+//! output's scale before any time is reported; a larger difference is an error.
+//!
+//! * ResNet-50, 3×224×224, batch 1, the `resnet50` group's seeded backbone with the RB1 bottleneck
+//!   (c' = 1, s = 2): the phone half on the seeded random image, the server half on what the codec
+//!   gives back for the phone half's features (quantize, tile, JPEG, frame and back), and the
+//!   unsplit network;
+//! * the bundle (`--bundle`, the shipped `models/fashion-compact`), its first split: the same three
+//!   on the first embedded Fashion-MNIST test image.
+//!
+//! The two engines take turns, one run each, so a noisy machine slows them alike.
+
+use super::bench::{Bench, figure, time};
+use anyhow::{Context, Result, anyhow, bail};
+use bottlenet_codec::{CodecParams, FeatureTensor, Shape};
+use bottlenet_data::{BatchOptions, Batcher, embedded_subset};
+use bottlenet_model::onnx::{OnnxModel, export_cloud, export_full, export_mobile};
+use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CloudHalf, CodecMode, MobileHalf};
+use burn::tensor::{Tensor, TensorData};
+use std::sync::Arc;
+use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, TValue, Tensor as TractTensor, TypedRunnableModel, tvec};
+use tract_linalg::multithread::Executor;
+
+/// The tract release the figures come from: the exact `=` pin of `tract-onnx` in the workspace's
+/// Cargo.toml (change both together).
+pub const TRACT_VERSION: &str = "0.23.9";
+
+/// Largest |tract − flex| accepted, as a fraction of the flex output's scale (its largest
+/// magnitude, at least 1): random ResNet-50 weights give logits in the tens.
+const TOLERANCE: f32 = 1e-4;
+
+const GROUP: &str = "engines";
+
+/// An exported graph loaded into tract for one fixed input shape, with that input.
+struct TractGraph {
+    plan: Arc<TypedRunnableModel>,
+    input: TValue,
+}
+
+impl TractGraph {
+    /// Parses `model`, fixes its input to `shape` (batch included), optimises and plans it, running
+    /// its matrix products on rayon's global pool (flex's) when `threads > 1`.
+    fn load(model: &OnnxModel, shape: &[usize], input: &[f32], threads: usize) -> Result<Self> {
+        let what = model.metadata("bottlenet.half").unwrap_or("model");
+        let bytes = model.to_bytes();
+        let executor = if threads > 1 { Executor::RayonGlobal } else { Executor::SingleThread };
+        let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable_with_options(&options))
+            .map_err(|e| anyhow!("tract could not load the exported {what} graph: {e:#}"))?;
+        let input = TractTensor::from_shape(shape, input).map_err(|e| anyhow!("building the {what} input for tract: {e:#}"))?.into();
+        Ok(Self { plan, input })
+    }
+
+    /// One inference; the first output, row-major.
+    fn run(&self) -> Result<Vec<f32>> {
+        let outputs = self.plan.run(tvec!(self.input.clone())).map_err(|e| anyhow!("tract failed to run: {e:#}"))?;
+        let first = outputs.first().context("tract returned no output")?;
+        let view = first.to_plain_array_view::<f32>().map_err(|e| anyhow!("reading tract's output: {e:#}"))?;
+        Ok(view.iter().copied().collect())
+    }
+}
+
+fn host<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>> {
+    x.into_data().try_into_vec_as::<f32>().map_err(|e| anyhow!("reading a flex tensor back: {e:?}"))
+}
+
+/// One network's three graphs in both engines.
+struct Network<'a> {
+    /// e.g. `resnet50 RB1`.
+    label: String,
+    mobile: &'a MobileHalf,
+    cloud: &'a CloudHalf,
+    /// The unsplit network (or, with a split, the bottleneck without codec, as `export_full`).
+    full: &'a BottleNet,
+    /// `[1, C, H, W]`, normalised as the network expects.
+    image: Tensor<4>,
+    codec: CodecParams,
+}
+
+/// The features the server half receives for `features`: eq. 1's quantizer, tiling, the split's
+/// codec and frame, and back.
+fn through_codec(features: &[f32], shape: [usize; 4], params: &CodecParams) -> Result<Vec<f32>> {
+    let [n, c, h, w] = shape;
+    let per = c * h * w;
+    let mut decoded = Vec::with_capacity(n * per);
+    for sample in features.chunks(per) {
+        let frame = bottlenet_codec::encode(&FeatureTensor::new(Shape::new(c, h, w), sample.to_vec())?, params)?;
+        decoded.extend(bottlenet_codec::decode(&frame)?.data);
+    }
+    Ok(decoded)
+}
+
+impl Bench<'_> {
+    pub(super) fn engines(&mut self) -> Result<()> {
+        let threads = self.threads;
+        if !self.args.json {
+            self.bar.suspend(|| println!("engines: burn flex ({threads} threads) vs tract {TRACT_VERSION} (tract-onnx, optimised plan, {threads} threads)"));
+        }
+        // ResNet-50 with the RB1 bottleneck, around the resnet50 group's seeded backbone.
+        let config = BottleNetConfig::new(Arch::ResNet50, [3, 224, 224], 1000);
+        let (backbone, image) = self.seeded_backbone(&config)?;
+        let split = config.clone().with_split(1, 1, 2);
+        let split_net = BottleNet::from_backbone(&split, backbone.clone(), &self.device)?;
+        let full = BottleNet::from_backbone(&config, backbone, &self.device)?;
+        let (mobile, cloud) = (split_net.mobile_half()?, split_net.cloud_half()?);
+        self.compare_network(Network { label: format!("resnet50 {}", split.split_name()), mobile: &mobile, cloud: &cloud, full: &full, image, codec: split.codec })?;
+
+        // The bundle's first split, on a real test image.
+        let dir = &self.args.bundle;
+        if !dir.join(bottlenet_model::MANIFEST_FILE).is_file() {
+            bail!("no model bundle at {} (run from the repository root, or pass --bundle DIR)", dir.display());
+        }
+        let phones = Bundle::load_mobile(dir, &self.device)?;
+        let servers = Bundle::load_cloud(dir, &self.device)?;
+        let full = Bundle::load_full(dir, &self.device)?.with_context(|| format!("the bundle {} has no full network; add one with `bottlenet model add-full`", dir.display()))?;
+        let entry = phones.manifest.splits.first().context("the bundle has no splits")?;
+        let (Some(mobile), Some(cloud)) = (phones.half(entry.split), servers.half(entry.split)) else {
+            bail!("the bundle {} is missing a half of {}", dir.display(), entry.name);
+        };
+        let data = embedded_subset()?;
+        let batch = Batcher::new(data.test.clone(), BatchOptions::eval(1))?.epoch(0).next().context("the embedded test set is empty")??;
+        if batch.shape[1..] != phones.manifest.input_shape {
+            bail!("the bundle expects {:?} images but the embedded test set holds {:?}; pass a Fashion-MNIST bundle with --bundle", phones.manifest.input_shape, &batch.shape[1..]);
+        }
+        let image = Tensor::<4>::from_data(TensorData::new(batch.pixels, batch.shape), &self.device);
+        let label = format!("{} {}", phones.manifest.arch, entry.name);
+        self.compare_network(Network { label, mobile, cloud, full: &full, image, codec: entry.codec_params() })
+    }
+
+    fn compare_network(&mut self, net: Network<'_>) -> Result<()> {
+        let image_shape = net.image.dims();
+        let image = host(net.image.clone())?;
+        let features = net.mobile.features(net.image.clone())?;
+        let feature_shape = features.dims();
+        let decoded = through_codec(&host(features)?, feature_shape, &net.codec)?;
+        let z = Tensor::<4>::from_data(TensorData::new(decoded.clone(), feature_shape), &self.device);
+        let [c, h, w] = [image_shape[1], image_shape[2], image_shape[3]];
+        let [_, zc, zh, zw] = feature_shape;
+        let threads = self.threads;
+
+        let graph = TractGraph::load(&export_mobile(net.mobile)?, &image_shape, &image, threads)?;
+        let what = format!("{} phone half (head + reduction) {c}x{h}x{w}", net.label);
+        self.compare(&what, || host(net.mobile.features(net.image.clone())?), &graph)?;
+
+        let graph = TractGraph::load(&export_cloud(net.cloud)?, &feature_shape, &decoded, threads)?;
+        let what = format!("{} server half (restoration + tail) {zc}x{zh}x{zw}", net.label);
+        self.compare(&what, || host(net.cloud.logits(z.clone())?), &graph)?;
+
+        let graph = TractGraph::load(&export_full(net.full)?, &image_shape, &image, threads)?;
+        let arch = net.full.config().arch;
+        self.compare(&format!("{arch} full network {c}x{h}x{w}"), || host(net.full.forward(net.image.clone(), CodecMode::Identity)?), &graph)
+    }
+
+    /// Checks that tract gives flex's output, then times both in alternating rounds and pushes the
+    /// flex figure and the tract figure (whose note carries the ratio and the difference).
+    fn compare(&mut self, what: &str, mut flex: impl FnMut() -> Result<Vec<f32>>, tract: &TractGraph) -> Result<()> {
+        let ours = flex()?;
+        let theirs = tract.run()?;
+        if ours.len() != theirs.len() {
+            bail!("{what}: tract gives {} values but flex {}; the exported graph does not match the model", theirs.len(), ours.len());
+        }
+        let scale = ours.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        if diff.is_nan() || diff > TOLERANCE * scale {
+            bail!("{what}: tract differs from flex by {diff:e} at output scale {scale:e} (allowed {TOLERANCE:e} of it); the exported graph or an engine is wrong, so no time is reported");
+        }
+        let (warmup, runs) = (self.args.warmup, self.args.runs);
+        let mut run_tract = || tract.run().map(drop);
+        let mut run_flex = || flex().map(drop);
+        time(warmup, 0, 1e3, &mut run_flex)?;
+        time(warmup, 0, 1e3, &mut run_tract)?;
+        let (mut flex_ms, mut tract_ms) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+        for _ in 0..runs {
+            flex_ms.extend(time(0, 1, 1e3, &mut run_flex)?);
+            tract_ms.extend(time(0, 1, 1e3, &mut run_tract)?);
+        }
+        let flex_figure = figure(GROUP, format!("{what}, burn flex"), "ms", flex_ms, String::new());
+        let mut tract_figure = figure(GROUP, format!("{what}, tract {TRACT_VERSION}"), "ms", tract_ms, String::new());
+        tract_figure.note = format!(
+            "flex/tract {:.2}x; max |tract - flex| {diff:.2e} at output scale {scale:.3} ({:.1e} of it)",
+            flex_figure.median / tract_figure.median,
+            diff / scale
+        );
+        self.push(flex_figure);
+        self.push(tract_figure);
+        Ok(())
+    }
+}

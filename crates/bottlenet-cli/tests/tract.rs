@@ -1,0 +1,123 @@
+//! The exported ONNX graphs in tract, the pure-Rust engine of cargo feature `tract`
+//! (`cargo test --release -p bottlenet-cli --features tract --test tract`): the shipped bundle's
+//! phone half, server half and full network, as `bottlenet export` writes them, give flex's outputs
+//! within 1e-4 on real test images; and `bench --only engines` reports both engines side by side.
+#![cfg(feature = "tract")]
+#![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
+
+use assert_cmd::Command;
+use bottlenet_codec::{FeatureTensor, Shape};
+use bottlenet_data::{BatchOptions, Batcher, embedded_subset};
+use bottlenet_model::{Bundle, CodecMode, DeviceChoice};
+use burn::tensor::{Tensor, TensorData};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, IntoRunnable, Tensor as TractTensor, tvec};
+
+const IMAGES: usize = 8;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn host<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+    x.into_data().try_into_vec_as::<f32>().unwrap()
+}
+
+/// Runs the ONNX file at `path` in tract for one fixed input shape: the output's shape and values.
+fn tract_run(path: &Path, shape: [usize; 4], input: &[f32]) -> (Vec<usize>, Vec<f32>) {
+    let plan = tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .with_input_fact(0, f32::fact(shape).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let outputs = plan.run(tvec!(TractTensor::from_shape(&shape, input).unwrap().into())).unwrap();
+    assert_eq!(outputs.len(), 1, "{} has one output", path.display());
+    (outputs[0].shape().to_vec(), outputs[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect())
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn shipped_bundle_exported_halves_give_flex_outputs_in_tract() {
+    let bundle = repo().join("models/fashion-compact");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("onnx");
+    let exported = Command::cargo_bin("bottlenet").unwrap().args(["export", "--bundle"]).arg(&bundle).args(["--split", "RB1", "--out"]).arg(&out).output().unwrap();
+    assert!(exported.status.success(), "export failed: {}", String::from_utf8_lossy(&exported.stderr));
+
+    // The first embedded test images, as `bottlenet eval` feeds them.
+    let pair = embedded_subset().unwrap();
+    let batch = Batcher::new(pair.test.clone(), BatchOptions::eval(IMAGES)).unwrap().epoch(0).next().unwrap().unwrap();
+    let (shape, pixels) = (batch.shape, batch.pixels);
+    assert_eq!(shape, [IMAGES, 1, 28, 28]);
+
+    // flex: the phone half, the server half on what the split's codec gives back, the full network.
+    let device = DeviceChoice::Flex.device().unwrap();
+    let images = || Tensor::<4>::from_data(TensorData::new(pixels.clone(), shape), &device);
+    let mobile = Bundle::load_mobile(&bundle, &device).unwrap();
+    let cloud = Bundle::load_cloud(&bundle, &device).unwrap();
+    let full = Bundle::load_full(&bundle, &device).unwrap().unwrap();
+    let (phone, server) = (mobile.half(1).unwrap(), cloud.half(1).unwrap());
+    let features = phone.features(images()).unwrap();
+    let reduced = features.dims();
+    let features = host(features);
+    let params = mobile.manifest.entry(1).unwrap().codec_params();
+    let [_, c, h, w] = reduced;
+    let decoded: Vec<f32> = features
+        .chunks(c * h * w)
+        .flat_map(|sample| {
+            let frame = bottlenet_codec::encode(&FeatureTensor::new(Shape::new(c, h, w), sample.to_vec()).unwrap(), &params).unwrap();
+            bottlenet_codec::decode(&frame).unwrap().data
+        })
+        .collect();
+    let logits = host(server.logits(Tensor::<4>::from_data(TensorData::new(decoded.clone(), reduced), &device)).unwrap());
+    let full_logits = host(full.forward(images(), CodecMode::Identity).unwrap());
+
+    for (what, file, input_shape, input, expected_shape, expected) in [
+        ("phone half", "mobile/RB1.onnx", shape, &pixels, vec![IMAGES, 1, 14, 14], &features),
+        ("server half", "cloud/RB1.onnx", reduced, &decoded, vec![IMAGES, 10], &logits),
+        ("full network", "full.onnx", shape, &pixels, vec![IMAGES, 10], &full_logits),
+    ] {
+        let (got_shape, got) = tract_run(&out.join(file), input_shape, input);
+        assert_eq!(got_shape, expected_shape, "{what}: tract's output shape");
+        let diff = max_abs_diff(expected, &got);
+        eprintln!("{what}: max |flex − tract| = {diff:e} over {IMAGES} images");
+        assert!(diff <= 1e-4, "{what}: tract differs from flex by {diff}");
+    }
+}
+
+#[test]
+fn bench_engines_reports_flex_and_tract_side_by_side() {
+    let output = Command::cargo_bin("bottlenet")
+        .unwrap()
+        .current_dir(repo())
+        .args(["bench", "--only", "engines", "--runs", "1", "--warmup", "0", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "bench failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let figures = report["figures"].as_array().unwrap();
+    // ResNet-50 RB1 and the bundle's RB1: phone half, server half, full network; flex then tract.
+    assert_eq!(figures.len(), 12, "{report}");
+    for pair in figures.chunks(2) {
+        let (flex, tract) = (pair[0]["name"].as_str().unwrap(), pair[1]["name"].as_str().unwrap());
+        assert!(flex.ends_with(", burn flex") && tract.contains(", tract 0."), "{flex} / {tract}");
+        assert_eq!(flex.trim_end_matches(", burn flex"), tract.split(", tract ").next().unwrap(), "one workload per pair");
+        assert!(pair[1]["note"].as_str().unwrap().contains("max |tract - flex|"), "{}", pair[1]);
+        for f in pair {
+            assert_eq!(f["group"], "engines");
+            assert!(f["median"].as_f64().unwrap() > 0.0, "{f}");
+        }
+    }
+    for what in ["resnet50 RB1 phone half", "resnet50 RB1 server half", "resnet50 full network", "compact RB1 phone half", "compact RB1 server half", "compact full network"] {
+        assert!(figures.iter().any(|f| f["name"].as_str().unwrap().starts_with(what)), "no figure for {what}: {report}");
+    }
+}
