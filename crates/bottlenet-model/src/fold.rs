@@ -105,10 +105,7 @@ impl FoldBatchNorm for Block {
 impl FoldBatchNorm for ResNet {
     fn fold_batch_norms(mut self) -> Self {
         self.conv1 = fold_conv(self.conv1, &self.bn1);
-        self.layer1 = fold_blocks(self.layer1);
-        self.layer2 = fold_blocks(self.layer2);
-        self.layer3 = fold_blocks(self.layer3);
-        self.layer4 = fold_blocks(self.layer4);
+        [self.layer1, self.layer2, self.layer3, self.layer4] = [self.layer1, self.layer2, self.layer3, self.layer4].map(fold_blocks);
         self
     }
 }
@@ -116,20 +113,14 @@ impl FoldBatchNorm for ResNet {
 impl FoldBatchNorm for ResNetHead {
     fn fold_batch_norms(mut self) -> Self {
         self.conv1 = fold_conv(self.conv1, &self.bn1);
-        self.layer1 = fold_blocks(self.layer1);
-        self.layer2 = fold_blocks(self.layer2);
-        self.layer3 = fold_blocks(self.layer3);
-        self.layer4 = fold_blocks(self.layer4);
+        [self.layer1, self.layer2, self.layer3, self.layer4] = [self.layer1, self.layer2, self.layer3, self.layer4].map(fold_blocks);
         self
     }
 }
 
 impl FoldBatchNorm for ResNetTail {
     fn fold_batch_norms(mut self) -> Self {
-        self.layer1 = fold_optional_blocks(self.layer1);
-        self.layer2 = fold_optional_blocks(self.layer2);
-        self.layer3 = fold_optional_blocks(self.layer3);
-        self.layer4 = fold_optional_blocks(self.layer4);
+        [self.layer1, self.layer2, self.layer3, self.layer4] = [self.layer1, self.layer2, self.layer3, self.layer4].map(fold_optional_blocks);
         self
     }
 }
