@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
 use assert_cmd::Command;
-use bottlenet_codec::{FeatureTensor, Shape};
+use bottlenet_codec::Shape;
 use bottlenet_data::{BatchOptions, Batcher, embedded_subset};
 use bottlenet_model::{Bundle, CodecMode, DeviceChoice};
 use burn::tensor::{Tensor, TensorData};
@@ -70,14 +70,8 @@ fn shipped_bundle_exported_halves_give_flex_outputs_in_tract() {
     let reduced = features.dims();
     let features = host(features);
     let params = mobile.manifest.entry(1).unwrap().codec_params();
-    let [_, c, h, w] = reduced;
-    let decoded: Vec<f32> = features
-        .chunks(c * h * w)
-        .flat_map(|sample| {
-            let frame = bottlenet_codec::encode(&FeatureTensor::new(Shape::new(c, h, w), sample.to_vec()).unwrap(), &params).unwrap();
-            bottlenet_codec::decode(&frame).unwrap().data
-        })
-        .collect();
+    let [n, c, h, w] = reduced;
+    let (decoded, _) = bottlenet_codec::roundtrip_batch(&features, n, Shape::new(c, h, w), &params).unwrap();
     let logits = host(server.logits(Tensor::<4>::from_data(TensorData::new(decoded.clone(), reduced), &device)).unwrap());
     let full_logits = host(full.forward(images(), CodecMode::Identity).unwrap());
 

@@ -66,7 +66,7 @@ pub(crate) fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, obs: &mut imp
 
 /// `bn(conv(x))` for the transposed conv, or `conv(x)` once folded.
 pub(crate) fn conv_transpose_bn(conv: &ConvTranspose2d, bn: &BatchNorm, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
-    let y = obs.op(Op::conv_transpose(conv), || conv.forward(x));
+    let y = obs.op(Op::ConvTranspose, || conv.forward(x));
     if conv.bias.is_some() { y } else { obs.op(Op::BatchNorm, || bn.forward(y)) }
 }
 

@@ -9,7 +9,7 @@
 //! A timing observer is exact only on an eager backend (flex): a GPU backend queues work, and
 //! each closure would time the launch, not the kernel.
 
-use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::conv::Conv2d;
 use std::fmt;
 
 /// One kind of operation, at the granularity a profile reports.
@@ -33,10 +33,6 @@ pub enum Op {
 impl Op {
     pub fn conv(conv: &Conv2d) -> Self {
         Op::Conv { kernel: conv.kernel_size[0], stride: conv.stride[0] }
-    }
-
-    pub fn conv_transpose(_conv: &ConvTranspose2d) -> Self {
-        Op::ConvTranspose
     }
 }
 

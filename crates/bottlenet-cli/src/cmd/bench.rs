@@ -10,8 +10,7 @@
 //! * `server` — requests per second of the gRPC server (shipped bundle, RB1 frames encoded
 //!   beforehand) at 1, 8 and 64 concurrent clients, each with its own connection;
 //! * `engines` (cargo feature `tract`) — the exported ONNX halves in tract beside burn flex
-//!   (`bench_engines.rs`).
-//!
+//!   (`bench_engines.rs`);
 //! * `ops` — where the time goes: per-operation profile of the ResNet-50 RB1 halves and the
 //!   training step's phases (`bench_ops.rs`).
 //!
@@ -188,16 +187,17 @@ impl Bench<'_> {
 
     fn splits(&mut self, group: &str, arch: Arch, input: [usize; 3], classes: usize) -> Result<()> {
         let config = BottleNetConfig::new(arch, input, classes);
-        let (unfolded, x) = self.seeded_backbone(&config)?;
+        let (backbone, x) = self.seeded_backbone(&config)?;
         let [c, h, w] = input;
         let (warmup, runs) = (self.args.warmup, self.args.runs);
         let samples = time(warmup, runs, 1e3, || {
-            unfolded.forward(x.clone())?.into_data();
+            backbone.forward(x.clone())?.into_data();
             Ok(())
         })?;
-        let unfolded_median = figure(group, String::new(), "ms", samples.clone(), String::new()).median;
-        self.push(figure(group, format!("{arch} full forward {c}x{h}x{w} batch 1, BN unfolded"), "ms", samples, String::new()));
-        let net = unfolded.fold_batch_norms();
+        let unfolded = figure(group, format!("{arch} full forward {c}x{h}x{w} batch 1, BN unfolded"), "ms", samples, String::new());
+        let unfolded_median = unfolded.median;
+        self.push(unfolded);
+        let net = backbone.fold_batch_norms();
         let samples = time(warmup, runs, 1e3, || {
             net.forward(x.clone())?.into_data();
             Ok(())

@@ -14,7 +14,7 @@
 
 use super::bench::{Bench, figure, time};
 use anyhow::{Context, Result, anyhow, bail};
-use bottlenet_codec::{CodecParams, FeatureTensor, Shape};
+use bottlenet_codec::{CodecParams, Shape};
 use bottlenet_data::{BatchOptions, Batcher, embedded_subset};
 use bottlenet_model::onnx::{OnnxModel, export_cloud, export_full, export_mobile};
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CloudHalf, CodecMode, MobileHalf};
@@ -83,19 +83,6 @@ struct Network<'a> {
     codec: CodecParams,
 }
 
-/// The features the server half receives for `features`: eq. 1's quantizer, tiling, the split's
-/// codec and frame, and back.
-fn through_codec(features: &[f32], shape: [usize; 4], params: &CodecParams) -> Result<Vec<f32>> {
-    let [n, c, h, w] = shape;
-    let per = c * h * w;
-    let mut decoded = Vec::with_capacity(n * per);
-    for sample in features.chunks(per) {
-        let frame = bottlenet_codec::encode(&FeatureTensor::new(Shape::new(c, h, w), sample.to_vec())?, params)?;
-        decoded.extend(bottlenet_codec::decode(&frame)?.data);
-    }
-    Ok(decoded)
-}
-
 impl Bench<'_> {
     pub(super) fn engines(&mut self) -> Result<()> {
         let threads = self.threads;
@@ -138,10 +125,11 @@ impl Bench<'_> {
         let image = host(net.image.clone())?;
         let features = net.mobile.features(net.image.clone())?;
         let feature_shape = features.dims();
-        let decoded = through_codec(&host(features)?, feature_shape, &net.codec)?;
+        // What the server half receives: eq. 1's quantizer, tiling, the split's codec and frame, and back.
+        let [n, zc, zh, zw] = feature_shape;
+        let (decoded, _) = bottlenet_codec::roundtrip_batch(&host(features)?, n, Shape::new(zc, zh, zw), &net.codec)?;
         let z = Tensor::<4>::from_data(TensorData::new(decoded.clone(), feature_shape), &self.device);
         let [c, h, w] = [image_shape[1], image_shape[2], image_shape[3]];
-        let [_, zc, zh, zw] = feature_shape;
         let threads = self.threads;
 
         let graph = TractGraph::load(&export_mobile(net.mobile)?, &image_shape, &image, threads)?;
