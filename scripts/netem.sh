@@ -55,6 +55,12 @@ TLS=on
 TRANSPORT=stream
 CHECK=0
 STALE=0
+ADAPT=
+PHASE_S=4
+SLOWER=4
+EVERY_MS=20
+FLOODERS=12
+DECLARED=wifi
 
 PREFIX=bnetem
 PHONE_NS=$PREFIX-$$-phone
@@ -97,7 +103,18 @@ Options:
   --transport T          infer --transport: stream or unary [$TRANSPORT]
   --nice N               run server, client and filler under \`nice -n N\` (N < 0 shields the
                          measurement from other jobs on a busy machine) [0]
-  --json FILE            also write the rows as JSON
+  --json FILE            also write the rows (with --adapt: the phases) as JSON
+  --adapt PHASES         instead of the rows: one \`infer --split auto\` run through timed phases,
+                         each a rate (3g, 4g, wifi or Mbit/s) with "+load" for a server loaded
+                         by other phones, e.g. wifi,0.3,0.3+load; prints per phase the paths
+                         that served, the switches, and Algorithm 1's choice for that phase
+  --phase-s S            with --adapt: seconds per phase [$PHASE_S]
+  --slower-phone K       with --adapt: the phone emulates a device K times slower than this
+                         host (infer --emulate-slower-phone; its profile's times scaled by K),
+                         the paper's regime of a phone slower than its server [$SLOWER]
+  --every-ms MS          with --adapt: one image every MS ms (infer --every-ms) [$EVERY_MS]
+  --flooders N           with --adapt: phones that load the server in a "+load" phase [$FLOODERS]
+  --declared P           with --adapt: the up-link infer is told (its prior) [$DECLARED]
   --check                only test the prerequisites (exit 0 or 3)
   --cleanup-stale        remove $PREFIX-* namespaces whose script is gone, then exit
   -h, --help             this text
@@ -129,6 +146,12 @@ while [ $# -gt 0 ]; do
         --tls) TLS=${2:?}; shift 2 ;;
         --transport) TRANSPORT=${2:?}; shift 2 ;;
         --json) JSON_OUT=${2:?}; shift 2 ;;
+        --adapt) ADAPT=${2:?}; shift 2 ;;
+        --phase-s) PHASE_S=${2:?}; shift 2 ;;
+        --slower-phone) SLOWER=${2:?}; shift 2 ;;
+        --every-ms) EVERY_MS=${2:?}; shift 2 ;;
+        --flooders) FLOODERS=${2:?}; shift 2 ;;
+        --declared) DECLARED=${2:?}; shift 2 ;;
         --check) CHECK=1; shift ;;
         --cleanup-stale) STALE=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -145,6 +168,22 @@ case $SHAPER in auto|netem|tbf) ;; *) usage_error "--shaper must be auto, netem 
 case $TARGET in latency|energy) ;; *) usage_error "--target must be latency or energy" ;; esac
 case $TLS in on|off) ;; *) usage_error "--tls must be on or off" ;; esac
 case $TRANSPORT in stream|unary) ;; *) usage_error "--transport must be stream or unary" ;; esac
+[[ $PHASE_S =~ ^[1-9][0-9]*$ ]] || usage_error "--phase-s must be a positive integer, got '$PHASE_S'"
+[[ $EVERY_MS =~ ^[1-9][0-9]*$ ]] || usage_error "--every-ms must be a positive integer, got '$EVERY_MS'"
+[[ $FLOODERS =~ ^[1-9][0-9]*$ ]] || usage_error "--flooders must be a positive integer, got '$FLOODERS'"
+is_number "$SLOWER" || usage_error "--slower-phone must be a number >= 1, got '$SLOWER'"
+case $DECLARED in 3g|4g|wifi) ;; *) usage_error "--declared must be 3g, 4g or wifi" ;; esac
+ADAPT_PHASES=()
+if [ -n "$ADAPT" ]; then
+    [ "$TARGET" = latency ] || usage_error "--adapt runs the latency target only"
+    [ "$TRANSPORT" = stream ] || usage_error "--adapt needs --transport stream"
+    IFS=, read -r -a ADAPT_PHASES <<<"$ADAPT"
+    [ ${#ADAPT_PHASES[@]} -ge 2 ] || usage_error "--adapt needs at least two phases, got '$ADAPT'"
+    for p in "${ADAPT_PHASES[@]}"; do
+        r=${p%+load}
+        case $r in 3g|4g|wifi) ;; *) is_number "$r" && [ "$r" != 0 ] || usage_error "--adapt: phase '$p' is not 3g, 4g, wifi or a rate in Mbit/s (optionally +load)" ;; esac
+    done
+fi
 IFS=, read -r -a PRESET_LIST <<<"$PRESETS"
 [ ${#PRESET_LIST[@]} -gt 0 ] || usage_error "--presets is empty"
 for p in "${PRESET_LIST[@]}"; do
@@ -260,7 +299,7 @@ for f in "$RESULTS" "$MOBILE" "$CLOUD"; do [ -f "$f" ] || die "'$f' not found"; 
 [ -d "$BUNDLE" ] || die "bundle '$BUNDLE' not found"
 
 TMP=$(mktemp -d "/tmp/$PREFIX-$$.XXXXXX")
-HELPER=$TMP/helper.py
+HELPER=$ROOT/scripts/netem_helper.py
 SCHEME=http
 TLS_SERVE=(--insecure)  # plain text on the namespaces' private veth, on purpose
 TLS_INFER=()
@@ -277,139 +316,6 @@ if [ "$TLS" = on ]; then
     TLS_INFER=(--ca "$TMP/cert.pem")
 fi
 
-# --- python helper: select -> plan, rows, table, filler ------------------------------------
-cat >"$HELPER" <<'PY'
-import json, math, signal, socket, sys, time
-
-def plan(select_file, paths, target, preset):
-    """The paths to run and Algorithm 1's terms for each, from `select --json` lines."""
-    rows = [json.loads(l) for l in open(select_file) if l.strip()]
-    by_name = {r["candidate"]: r for r in rows}
-    key = "latency_ms" if target == "latency" else "energy_mj"
-    splits = [r for r in rows if r["candidate"] not in ("cloud-only", "mobile-only")]
-    names = []
-    for p in paths.split(","):
-        if p == "chosen":
-            names += [r["candidate"] for r in rows if r["chosen"]]
-        elif p == "best-split":
-            names += [min(splits, key=lambda r: r[key])["candidate"]] if splits else []
-        elif p == "all":
-            names += [r["candidate"] for r in rows]
-        elif p in by_name:
-            names.append(p)
-        else:
-            sys.exit(f"netem.sh: path '{p}' is not a candidate of select ({', '.join(by_name)})")
-    names = list(dict.fromkeys(names))
-    # The up-link rate select used, recovered from its own TU = 8·bytes/NB (network.rs).
-    sent = [r for r in rows if r["bytes"] > 0 and r["tu_ms"] > 0]
-    rate = 8 * sent[0]["bytes"] / (sent[0]["tu_ms"] * 1e3) if sent else float("inf")
-    return {"preset": preset, "rate_mbps": rate, "candidates": [by_name[n] for n in names]}
-
-def row(plan_file, name, infer_file, wire_bytes, meta):
-    plan = json.load(open(plan_file))
-    c = next(c for c in plan["candidates"] if c["candidate"] == name)
-    m = json.load(open(infer_file))
-    rate = plan["rate_mbps"]
-    delay = meta["delay_ms"] if name != "mobile-only" else 0.0
-    sent = m["mean_bytes"]
-    tu = 8 * sent / (rate * 1e3) if math.isfinite(rate) else 0.0
-    pred = c["tm_ms"] + tu + c["tc_ms"] + delay
-    n = m["requests"]
-    wire = wire_bytes / n if n else 0.0
-    served = sum(v for k, v in (m.get("by_path") or {}).items() if k != "mobile-only")
-    tu_wire = 8 * wire / (rate * 1e3) if math.isfinite(rate) else 0.0
-    pred_wire = c["tm_ms"] + tu_wire + c["tc_ms"] + delay
-    return {
-        **meta, "preset": plan["preset"],
-        "rate_mbps": rate if plan["preset"] != "none" else None,
-        "path": name, "chosen": c["chosen"],
-        "alg1_ms": c["latency_ms"], "alg1_bytes": c["bytes"],
-        "tm_ms": c["tm_ms"], "tu_ms": tu, "tc_ms": c["tc_ms"], "pred_ms": pred,
-        "pred_wire_ms": pred_wire,
-        "sent_bytes": sent, "wire_bytes_per_image": wire if n else None,
-        "wire_overhead_bytes": (wire * n / served - sent * n / served) if served else None,
-        "tls": meta.get("tls") == "on", "transport": meta.get("transport"),
-        "p50_ms": m["p50_ms"], "p95_ms": m["p95_ms"], "p99_ms": m["p99_ms"],
-        "mean_ms": m.get("mean_ms"), "phone_ms": m.get("mean_phone_ms"),
-        "upload_ms": m.get("mean_upload_ms"), "server_ms": m.get("mean_server_ms"),
-        "err_pct": 100 * (m["p50_ms"] - pred) / pred if pred > 0 else None,
-        "err_alg1_pct": 100 * (m["p50_ms"] - c["latency_ms"]) / c["latency_ms"] if c["latency_ms"] > 0 else None,
-        "err_wire_pct": 100 * (m["p50_ms"] - pred_wire) / pred_wire if pred_wire > 0 else None,
-        "requests": n, "accuracy": m.get("accuracy"), "fallbacks": m.get("fallbacks"),
-        "by_path": m.get("by_path"),
-    }
-
-def table(rows_file, json_out):
-    rows = [json.loads(l) for l in open(rows_file) if l.strip()]
-    if not rows:
-        return
-    r0 = rows[0]
-    print(f"TLS {'on' if r0['tls'] else 'off'}; transport {r0['transport']}; shaper {r0['shaper']}; delay {r0['delay_ms']:g} ms, loss {r0['loss_pct']:g} %; nice {r0['nice']}; "
-          f"{r0['requests']} images per path; measured = p50 end-to-end ms; * = Algorithm 1's choice")
-    print("Alg1 = select's TM+TU+TC with the results file's bytes (B_alg1); pred = the same with "
-          "the payload bytes really sent (B_sent); wire = the same with the bytes that left the "
-          "phone's interface per image (B_wire: framing, TLS, ACKs, set-up); err = p50 vs pred")
-    head = ("preset", "Mbit/s", "path", "Alg1_ms", "pred_ms", "wire_ms", "p50_ms", "err_%",
-            "err_wire_%", "B_alg1", "B_sent", "B_wire", "fallback")
-    fmt = "{:<6} {:>6} {:<13} {:>7} {:>7} {:>7} {:>7} {:>6} {:>10} {:>6} {:>6} {:>6} {:>8}"
-    print(fmt.format(*head))
-    f = lambda x, d=2: "n/a" if x is None else f"{x:.{d}f}"
-    pct = lambda x: "n/a" if x is None else f"{x:+.0f}"
-    for r in rows:
-        print(fmt.format(r["preset"], f(r["rate_mbps"]), r["path"] + ("*" if r["chosen"] else ""),
-                         f(r["alg1_ms"]), f(r["pred_ms"]), f(r["pred_wire_ms"]), f(r["p50_ms"]),
-                         pct(r["err_pct"]), pct(r["err_wire_pct"]), f(r["alg1_bytes"], 0),
-                         f(r["sent_bytes"], 0), f(r["wire_bytes_per_image"], 0), r["fallbacks"]))
-    # A fallback answer came from the phone alone: that row did not measure its path only.
-    for r in rows:
-        if r["fallbacks"]:
-            print(f"warning: {r['preset']} / {r['path']}: {r['fallbacks']} answers fell back "
-                  f"({r['by_path']}); its p50 mixes paths", file=sys.stderr)
-    # The transport's overhead per image (interface bytes less payload), for
-    # `profile --role cloud --wire-overhead-bytes`: the mean over the rows that sent frames.
-    split_rows = [r for r in rows if r["wire_overhead_bytes"] is not None and r["path"] not in ("cloud-only", "mobile-only")]
-    if split_rows:
-        o = sum(r["wire_overhead_bytes"] for r in split_rows) / len(split_rows)
-        print(f"wire overhead per image (split rows, mean): {o:.1f} B over {r0['limit']} images per row")
-    if json_out:
-        with open(json_out, "w") as out:
-            json.dump({"statistic": "p50_ms", "rows": rows}, out, indent=1)
-            out.write("\n")
-
-def filler(ifname, ethertype, mac, frame_bytes):
-    """Keeps the tbf's bucket empty with raw frames of frame_bytes (>= the 14-byte header).
-    A blocking socket whose send buffer holds ~100 frames paces itself on the qdisc."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: stop quietly, no traceback
-    proto = int(ethertype, 16)
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
-    s.bind((ifname, proto))
-    s.setsockopt(socket.SOL_SOCKET, 32, 100_000)  # SO_SNDBUFFORCE (root)
-    frame = bytes.fromhex(mac.replace(":", "")) + bytes(6) + proto.to_bytes(2, "big")
-    frame += bytes(max(0, frame_bytes - len(frame)))
-    while True:
-        try:
-            s.send(frame)
-        except OSError:
-            time.sleep(0.001)
-
-if __name__ == "__main__":
-    cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "plan":
-        # Writes the plan; prints the rate, then one path per line.
-        p = plan(args[0], args[1], args[2], args[3])
-        json.dump(p, open(args[4], "w"))
-        print(f"{p['rate_mbps']:.6g}")
-        print("\n".join(c["candidate"] for c in p["candidates"]))
-    elif cmd == "row":
-        meta = json.loads(args[4])
-        print(json.dumps(row(args[0], args[1], args[2], float(args[3]), meta)))
-    elif cmd == "table":
-        table(args[0], args[1] if len(args) > 1 else "")
-    elif cmd == "filler":
-        filler(args[0], args[1], args[2], int(args[3]))
-    else:
-        sys.exit(f"helper: unknown command {cmd}")
-PY
 
 # --- namespaces ----------------------------------------------------------------------------
 NAMESPACES+=("$PHONE_NS" "$CLOUD_NS")
@@ -453,10 +359,15 @@ shape() { # rate_mbps ("inf" = no rate limit)
     ptc class add dev "$PHONE_IF" parent 10: classid 10:1 htb rate 10gbit quantum 1514 prio 0
     ptc class add dev "$PHONE_IF" parent 10: classid 10:2 htb rate 10gbit quantum 1514 prio 1
     ptc filter add dev "$PHONE_IF" parent 10: protocol "$FILLER_ETHERTYPE" prio 1 u32 match u32 0 0 flowid 10:2
+    start_filler "$rate"
+}
+
+start_filler() { # rate_mbps
+    local frame
     # Filler frames of ~0.15 ms on the link (at least the 14-byte header): a real packet waits
     # for at most one of them (0.075 ms on average), and the generator sends ~6700 frames/s
     # whatever the rate.
-    frame=$(python3 -c "print(max(14, round($rate * 1e6 / 8 * 0.15e-3)))")
+    frame=$(python3 -c "print(max(14, round($1 * 1e6 / 8 * 0.15e-3)))")
     "${IN_PHONE[@]}" python3 "$HELPER" filler "$PHONE_IF" "$FILLER_ETHERTYPE" "$FILLER_MAC" "$frame" &
     FILLER_PID=$!
     PIDS+=("$FILLER_PID")
@@ -464,12 +375,28 @@ shape() { # rate_mbps ("inf" = no rate limit)
     kill -0 "$FILLER_PID" 2>/dev/null || die "the filler stream stopped at once"
 }
 
-unshape() {
+stop_filler() {
     if [ -n "$FILLER_PID" ]; then
         stop_pid "$FILLER_PID"
         forget_pid "$FILLER_PID"
         FILLER_PID=
     fi
+}
+
+# A new rate on the shaped link without tearing it down (connections in flight stay up).
+reshape() { # rate_mbps
+    local rate=$1
+    if [ "$SHAPER" = netem ]; then
+        ptc qdisc change dev "$PHONE_IF" root handle 1: netem limit 100000 rate "${rate}mbit"
+        return 0
+    fi
+    stop_filler
+    ptc qdisc change dev "$PHONE_IF" root handle 1: tbf rate "${rate}mbit" burst 1600 limit 1000000
+    start_filler "$rate"
+}
+
+unshape() {
+    stop_filler
     ptc qdisc del dev "$PHONE_IF" root 2>/dev/null || true
 }
 
@@ -484,7 +411,12 @@ wire_bytes() {
 
 # --- server --------------------------------------------------------------------------------
 # shellcheck disable=SC2086 # SERVE_ARGS is a word list on purpose
-"${IN_CLOUD[@]}" "$BIN" serve --bundle "$BUNDLE" --addr "$CLOUD_IP:$PORT" "${TLS_SERVE[@]}" $SERVE_ARGS \
+# --adapt judges each phase by the server's own figures: its Prometheus metrics, on the cloud's
+# loopback.
+METRICS_PORT=9464
+METRICS_ARGS=()
+[ -n "$ADAPT" ] && METRICS_ARGS=(--metrics-addr "127.0.0.1:$METRICS_PORT")
+"${IN_CLOUD[@]}" "$BIN" serve --bundle "$BUNDLE" --addr "$CLOUD_IP:$PORT" "${TLS_SERVE[@]}" "${METRICS_ARGS[@]}" $SERVE_ARGS \
     >"$TMP/serve.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
@@ -496,9 +428,7 @@ for i in $(seq 600); do
 done
 log "server listening on $CLOUD_IP:$PORT ($SERVE_ARGS)"
 
-# --- measure -------------------------------------------------------------------------------
-ROWS=$TMP/rows.jsonl
-: >"$ROWS"
+# --- the run's settings, for every row ----------------------------------------------------
 META=$(python3 -c 'import json, sys
 k = ("shaper", "delay_ms", "loss_pct", "limit", "serve_args", "nice", "tls", "transport")
 v = sys.argv[1:]
@@ -506,6 +436,94 @@ print(json.dumps(dict(zip(k, [v[0], float(v[1]), float(v[2]), int(v[3]), v[4], i
     "$SHAPER" "$DELAY_MS" "$LOSS_PCT" "$LIMIT" "$SERVE_ARGS" "$NICE" "$TLS" "$TRANSPORT")
 DATA_ARGS=()
 [ -n "$DATA" ] && DATA_ARGS=(--data "$DATA")
+
+# --- --adapt: one auto run through timed phases --------------------------------------------
+scrape_metrics() { # file: the server's Prometheus text now
+    ip netns exec "$CLOUD_NS" python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+        "http://127.0.0.1:$METRICS_PORT/metrics" >"$1" || die "could not read the server's metrics"
+}
+
+if [ -n "$ADAPT" ]; then
+    [ "$SHAPER" = netem ] || [ "$SHAPER" = tbf ] || die "--adapt needs a shaped link"
+    # Each phase's rate: a preset's, recovered from select as the rows do, or the number given.
+    RATES=()
+    for p in "${ADAPT_PHASES[@]}"; do
+        r=${p%+load}
+        if [[ $r =~ ^(3g|4g|wifi)$ ]]; then
+            "$BIN" select --results "$RESULTS" --mobile-profile "$MOBILE" --cloud-profile "$CLOUD" \
+                --network "$r" --json >"$TMP/select-$r.jsonl"
+            r=$(python3 "$HELPER" plan "$TMP/select-$r.jsonl" all latency "$r" "$TMP/plan-$r.json")
+            r=${r%%$'\n'*}   # its first line
+        fi
+        RATES+=("$r")
+    done
+    python3 "$HELPER" slower-profile "$MOBILE" "$SLOWER" "$TMP/mobile-slower.json"
+    images=$(( ${#ADAPT_PHASES[@]} * PHASE_S * 1000 / EVERY_MS ))
+    LOG=$TMP/adapt-log.jsonl
+    PHASES_FILE=$TMP/phases.jsonl
+    : >"$PHASES_FILE"
+    LOAD_PIDS=()
+    shape "${RATES[0]}"
+    log "adapt: ${#ADAPT_PHASES[@]} phases of ${PHASE_S} s, an image every ${EVERY_MS} ms ($images), phone ${SLOWER}x slower, declared $DECLARED"
+    # The measured phone runs 10 nice levels above the rest: on one host the flooders of a
+    # "+load" phase compete with it for the CPU, and an upload that waited for a core would
+    # rightly read as a slower link. A real phone has its own CPU.
+    ip netns exec "$PHONE_NS" nice -n $((NICE - 10)) "$BIN" infer --server "$SCHEME://$CLOUD_IP:$PORT" "${TLS_INFER[@]}" --bundle "$BUNDLE" \
+        --split auto --results "$RESULTS" --mobile-profile "$TMP/mobile-slower.json" --cloud-profile "$CLOUD" \
+        --network "$DECLARED" --target latency --emulate-slower-phone "$SLOWER" --every-ms "$EVERY_MS" \
+        --limit "$images" --log "$LOG" "${DATA_ARGS[@]}" --json >"$TMP/adapt.json" 2>"$TMP/adapt.err" &
+    PHONE_PID=$!
+    PIDS+=("$PHONE_PID")
+    for i in "${!ADAPT_PHASES[@]}"; do
+        p=${ADAPT_PHASES[$i]}
+        if [ "$i" -gt 0 ]; then
+            sleep "$PHASE_S"
+            kill -0 "$PHONE_PID" 2>/dev/null || break   # the run ended early: the phases left are empty
+        fi
+        # The phase starts as its change begins (a new rate takes effect during reshape).
+        scrape_metrics "$TMP/metrics-$i.txt"
+        python3 -c 'import json, sys, time
+print(json.dumps({"phase": int(sys.argv[1]), "spec": sys.argv[2], "rate_mbps": float(sys.argv[3]), "load": sys.argv[2].endswith("+load"), "start_unix_ms": time.time() * 1e3}))' \
+            "$i" "$p" "${RATES[$i]}" >>"$PHASES_FILE"
+        if [ "$i" -gt 0 ] && [ "${RATES[$i]}" != "${RATES[$((i - 1))]}" ]; then
+            reshape "${RATES[$i]}"
+        fi
+        if [[ $p == *+load ]] && [ ${#LOAD_PIDS[@]} -eq 0 ]; then
+            # Other phones, in the cloud's namespace (their traffic never crosses the shaped link),
+            # on the bundle's first split: they queue where this phone's split requests queue.
+            for n in $(seq "$FLOODERS"); do
+                "${IN_CLOUD[@]}" "$BIN" infer --server "$SCHEME://$CLOUD_IP:$PORT" "${TLS_INFER[@]}" --bundle "$BUNDLE" \
+                    "${DATA_ARGS[@]}" --json >/dev/null 2>"$TMP/flooder-$n.log" &
+                LOAD_PIDS+=($!)
+                PIDS+=($!)
+            done
+        elif [[ $p != *+load ]] && [ ${#LOAD_PIDS[@]} -gt 0 ]; then
+            for pid in "${LOAD_PIDS[@]}"; do stop_pid "$pid"; forget_pid "$pid"; done
+            LOAD_PIDS=()
+        fi
+        log "adapt: phase $i: ${RATES[$i]} Mbit/s$([[ $p == *+load ]] && echo ", server loaded by $FLOODERS phones")"
+    done
+    rc=0
+    wait "$PHONE_PID" || rc=$?
+    forget_pid "$PHONE_PID"
+    scrape_metrics "$TMP/metrics-end.txt"
+    for pid in "${LOAD_PIDS[@]}"; do stop_pid "$pid"; forget_pid "$pid"; done
+    [ "$rc" = 0 ] || { cat "$TMP/adapt.err" >&2; die "bottlenet infer --split auto failed (status $rc)"; }
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/serve.log" >&2; die "bottlenet serve died during --adapt"; }
+    unshape
+    ADAPT_META=$(python3 -c 'import json, sys
+m = json.loads(sys.argv[1])
+m.update(phase_s=int(sys.argv[2]), slower_phone=float(sys.argv[3]), every_ms=int(sys.argv[4]), flooders=int(sys.argv[5]), declared=sys.argv[6])
+print(json.dumps(m))' "$META" "$PHASE_S" "$SLOWER" "$EVERY_MS" "$FLOODERS" "$DECLARED")
+    python3 "$HELPER" adapt "$BIN" "$RESULTS" "$TMP/mobile-slower.json" "$CLOUD" "$PHASES_FILE" "$LOG" \
+        "$TMP/adapt.json" "$ADAPT_META" "$TMP/metrics" "$JSON_OUT"
+    exit 0
+fi
+
+# --- measure -------------------------------------------------------------------------------
+ROWS=$TMP/rows.jsonl
+: >"$ROWS"
 
 for preset in "${PRESET_LIST[@]}"; do
     if [ "$preset" = none ]; then

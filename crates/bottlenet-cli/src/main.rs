@@ -14,6 +14,8 @@ mod cmd;
 #[cfg(feature = "phone")]
 mod record;
 mod serving;
+#[cfg(feature = "phone")]
+mod slower_phone;
 
 use clap::{Parser, Subcommand};
 

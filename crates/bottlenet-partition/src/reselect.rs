@@ -99,7 +99,11 @@ pub enum Observation {
     /// profiled value times `tc_scale` (≥ 0; 1 = as profiled, at the profile's load level).
     ServerLoad { tc_scale: f64 },
     /// The server's current service time for one candidate, ms (≥ 0). It replaces that
-    /// candidate's profiled `TC` (and is not scaled by `ServerLoad`).
+    /// candidate's profiled `TC` (and is not scaled by `ServerLoad`). A report for the
+    /// candidate in use also speaks for the whole server: the other candidates' older reports
+    /// are dropped, and they cost their profiled `TC` times the larger of `ServerLoad`'s factor
+    /// and this report's ratio to its own profiled `TC` (a path the phone stopped using would
+    /// otherwise keep the time it had before the server got busy).
     ServiceTime { candidate: String, tc_ms: f64 },
     /// The server did not answer (a failed ping or request).
     ServerUnreachable,
@@ -123,6 +127,9 @@ pub struct Reselector {
     network: Network,
     config: ReselectConfig,
     tc_scale: f64,
+    /// The latest report of the candidate in use over its profiled `TC`: the server's load as
+    /// that path sees it.
+    reported_scale: f64,
     service_ms: BTreeMap<String, f64>,
     reachable: bool,
     current: String,
@@ -148,6 +155,7 @@ impl Reselector {
             network,
             config,
             tc_scale: 1.0,
+            reported_scale: 0.0,
             service_ms: BTreeMap::new(),
             reachable: true,
             current: String::new(),
@@ -183,7 +191,7 @@ impl Reselector {
                 let tc_ms = match (c.kind, self.service_ms.get(&c.name)) {
                     (CandidateKind::MobileOnly, _) => 0.0,
                     (_, Some(&reported)) => reported,
-                    (_, None) => c.tc_ms * self.tc_scale,
+                    (_, None) => c.tc_ms * self.tc_scale.max(self.reported_scale),
                 };
                 CandidateCosts { tc_ms, ..c.clone() }
             })
@@ -251,6 +259,17 @@ impl Reselector {
                     return Err(Error::InvalidParameter(format!(
                         "service time of {candidate:?} must be finite and not negative, got {tc_ms}"
                     )));
+                }
+                if candidate == self.current {
+                    let profiled = self
+                        .costs
+                        .iter()
+                        .find(|c| c.name == candidate)
+                        .map_or(0.0, |c| c.tc_ms);
+                    if profiled > 0.0 {
+                        self.reported_scale = tc_ms / profiled;
+                    }
+                    self.service_ms.clear();
                 }
                 self.service_ms.insert(candidate, tc_ms);
             }
@@ -464,6 +483,32 @@ mod tests {
             })
             .unwrap();
         }
+        assert_eq!(r.current(), "mobile-only");
+    }
+
+    #[test]
+    fn a_busy_server_is_busy_for_the_paths_not_in_use_too() {
+        let mut r = reselector(latency_config());
+        assert_eq!(r.current(), "E");
+        // L was once reported fast; then E, the path in use, reports the server 30x slower
+        // than profiled. L's old report is stale: it costs its profiled TC x 30 now.
+        r.observe(Observation::ServiceTime {
+            candidate: "L".into(),
+            tc_ms: 0.5,
+        })
+        .unwrap();
+        for _ in 0..3 {
+            r.observe(Observation::ServiceTime {
+                candidate: "E".into(),
+                tc_ms: 60.0,
+            })
+            .unwrap();
+        }
+        let costs = r.effective_costs();
+        let tc = |name: &str| costs.iter().find(|c| c.name == name).unwrap().tc_ms;
+        assert!((tc("L") - 15.0).abs() < 1e-9, "L's TC {}", tc("L"));
+        // E: 1 + 60 + 0.85 ms; L: 6 + 15 + 0.08 ms (with the stale 0.5 ms it would win at
+        // 6.6 ms); mobile-only: 20 ms.
         assert_eq!(r.current(), "mobile-only");
     }
 

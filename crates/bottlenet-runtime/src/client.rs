@@ -52,6 +52,9 @@ pub struct Answer {
     pub wire_bytes: f64,
     /// Size of the server batch this request ran in (0 when the phone answered).
     pub batch_size: u32,
+    /// The server's smoothed queue + service time of this path, as reported with the answer
+    /// (ms): the `TC` the split policy was told (0 when the phone answered).
+    pub reported_tc_ms: f64,
 }
 
 enum Mode {
@@ -426,6 +429,7 @@ impl Client {
             bytes: 0,
             wire_bytes: 0.0,
             batch_size: 0,
+            reported_tc_ms: 0.0,
         })
     }
 
@@ -532,6 +536,7 @@ impl Client {
             })
             .collect();
         let wire_bytes = bytes as f64 + self.wire_overhead_bytes;
+        let load = reply.load.unwrap_or_default();
         let answer = Answer {
             request_id,
             top_k: top,
@@ -545,11 +550,11 @@ impl Client {
             bytes,
             wire_bytes,
             batch_size: reply.batch_size,
+            reported_tc_ms: (load.smoothed_service_us + load.smoothed_queue_us) as f64 / 1e3,
         };
         // A throughput sample only from a transfer long enough to time (issue #14: a tiny
         // frame's time is the round trip, not the link).
         let uplink_mbps = lock(&self.uplink).record(wire_bytes, upload_ms);
-        let load = reply.load.unwrap_or_default();
         let obs = Observation {
             served_by: Some(choice.clone()),
             reachable: true,

@@ -154,6 +154,7 @@ mod tests {
             bytes,
             wire_bytes: bytes as f64,
             batch_size: 1,
+            reported_tc_ms: 0.0,
         }
     }
 

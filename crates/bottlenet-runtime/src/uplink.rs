@@ -9,6 +9,12 @@
 //! is long enough to time — at least [`MIN_TIMEABLE_MS`], expected at the current estimate or
 //! seen beyond `base` — and `base` is the quickest recent transfer too small to time. Until such
 //! a transfer happens the estimate stays the declared network's rate (the prior).
+//!
+//! One stall (a descheduled phone, a retransmission) makes one transfer look slow, and the
+//! transfers after it are then expected short and no longer timed, so a single sample could
+//! lower the estimate for good. A sample therefore moves the estimate only when the timeable
+//! transfer before it, with no untimeable one between, saw the link on the same side of the
+//! current estimate; it moves to the less extreme of the two.
 
 use std::collections::VecDeque;
 
@@ -26,12 +32,14 @@ const MAX_STEP: f64 = 10.0;
 pub struct UplinkEstimator {
     estimate_mbps: Option<f64>,
     small_ms: VecDeque<f64>,
+    /// The previous timeable transfer's sample, awaiting a second on the same side.
+    pending_mbps: Option<f64>,
 }
 
 impl UplinkEstimator {
     /// Starts from the declared network's rate (`None`: no prior, only timeable transfers).
     pub fn new(prior_mbps: Option<f64>) -> Self {
-        UplinkEstimator { estimate_mbps: prior_mbps.filter(|m| m.is_finite() && *m > 0.0), small_ms: VecDeque::new() }
+        UplinkEstimator { estimate_mbps: prior_mbps.filter(|m| m.is_finite() && *m > 0.0), small_ms: VecDeque::new(), pending_mbps: None }
     }
 
     /// The current belief, Mbit/s.
@@ -48,8 +56,9 @@ impl UplinkEstimator {
     }
 
     /// Records one upload of `wire_bytes` (what left the interface: payload plus the transport's
-    /// overhead) that took `upload_ms`. Returns a throughput sample (Mbit/s) when the transfer
-    /// was long enough to time; `None` otherwise (it then only refines `base`).
+    /// overhead) that took `upload_ms`. Returns the new estimate (Mbit/s) when the transfer was
+    /// long enough to time and confirmed the one before it (module docs); `None` otherwise (a
+    /// small transfer then only refines `base`).
     pub fn record(&mut self, wire_bytes: f64, upload_ms: f64) -> Option<f64> {
         if !(wire_bytes.is_finite() && wire_bytes > 0.0 && upload_ms.is_finite() && upload_ms >= 0.0) {
             return None;
@@ -63,17 +72,35 @@ impl UplinkEstimator {
             if self.small_ms.len() > BASE_WINDOW {
                 self.small_ms.pop_front();
             }
+            self.pending_mbps = None;
             return None;
         }
         // A transfer expected to be long that finished at once: the link is faster than
         // believed, by at most MAX_STEP per sample.
         let serial_ms = beyond_ms.max(expected_ms.map_or(0.0, |e| e / MAX_STEP)).max(1e-3);
         let mut sample = 8.0 * wire_bytes / (serial_ms * 1e3);
-        if let Some(current) = self.estimate_mbps {
-            sample = sample.clamp(current / MAX_STEP, current * MAX_STEP);
-        }
-        self.estimate_mbps = Some(sample);
-        Some(sample)
+        let Some(current) = self.estimate_mbps else {
+            // No belief to protect: the first timed transfer is the estimate.
+            self.estimate_mbps = Some(sample);
+            return Some(sample);
+        };
+        sample = sample.clamp(current / MAX_STEP, current * MAX_STEP);
+        let previous = self.pending_mbps.replace(sample);
+        let below = sample < current;
+        let confirmed = match previous {
+            Some(previous) if (previous < current) == below => {
+                if below {
+                    previous.max(sample)
+                } else {
+                    previous.min(sample)
+                }
+            }
+            _ => return None,
+        };
+        // Pairs do not overlap: the next sample is judged against the new estimate afresh.
+        self.pending_mbps = None;
+        self.estimate_mbps = Some(confirmed);
+        Some(confirmed)
     }
 }
 
@@ -103,7 +130,9 @@ mod tests {
         for _ in 0..5 {
             e.record(130.0, upload_ms(130.0, 1.1, 2.0));
         }
-        // 26,766 B (the paper's cloud-only JPEG) over 1.1 Mbit/s: 194.7 ms beyond base.
+        // 26,766 B (the paper's cloud-only JPEG) over 1.1 Mbit/s: 194.7 ms beyond base. The
+        // first such transfer waits for a second to confirm it.
+        assert_eq!(e.record(26_766.0, upload_ms(26_766.0, 1.1, 2.0)), None);
         let sample = e.record(26_766.0, upload_ms(26_766.0, 1.1, 2.0)).expect("timeable");
         // base is the small frames' full time (their own 0.95 ms serialization included).
         assert!((sample - 1.1).abs() / 1.1 < 0.01, "{sample}");
@@ -114,11 +143,48 @@ mod tests {
         let mut e = UplinkEstimator::new(Some(100.0));
         e.record(100.0, 1.0);
         // 2,000 B expected at 0.16 ms took 16 ms beyond base: the link is ~1 Mbit/s, but one
-        // sample moves the belief by at most 10×.
+        // sample moves the belief by at most 10×, and only once a second one agrees.
+        assert_eq!(e.record(2_000.0, 17.0), None);
         let sample = e.record(2_000.0, 17.0).expect("timeable");
         assert!((sample - 10.0).abs() < 1e-9, "{sample}");
+        assert_eq!(e.record(2_000.0, 17.0), None);
         let sample = e.record(2_000.0, 17.0).expect("timeable");
         assert!((sample - 1.0).abs() < 1e-9, "{sample}");
+    }
+
+    #[test]
+    fn one_stall_does_not_lower_the_estimate_for_good() {
+        // Wi-Fi, cloud-only JPEGs of 709 B (0.3 ms of serialization, never timed) with one
+        // 6 ms stall: without confirmation the estimate would drop to 1.9 Mbit/s and stay there.
+        let mut e = UplinkEstimator::new(Some(18.88));
+        for _ in 0..10 {
+            assert_eq!(e.record(709.0, upload_ms(709.0, 18.88, 0.5)), None);
+        }
+        assert_eq!(e.record(709.0, 6.5), None, "a lone stall is not a sample");
+        for _ in 0..10 {
+            assert_eq!(e.record(709.0, upload_ms(709.0, 18.88, 0.5)), None);
+        }
+        assert_eq!(e.estimate_mbps(), Some(18.88));
+        // The link really drops to 1.1 Mbit/s: every transfer is slow, the second confirms.
+        assert_eq!(e.record(709.0, upload_ms(709.0, 1.1, 0.5)), None);
+        let moved = e
+            .record(709.0, upload_ms(709.0, 1.1, 0.5))
+            .expect("confirmed");
+        assert!(
+            (moved - 1.888).abs() < 1e-9,
+            "at most 10x per step: {moved}"
+        );
+        assert_eq!(e.record(709.0, upload_ms(709.0, 1.1, 0.5)), None);
+        let moved = e
+            .record(709.0, upload_ms(709.0, 1.1, 0.5))
+            .expect("confirmed");
+        // base holds the small JPEGs' own 0.3 ms: a little fast, never slow.
+        assert!(moved >= 1.1 && moved < 1.1 * 1.1, "{moved}");
+        // Samples on both sides of the estimate do not move it.
+        let current = e.estimate_mbps().unwrap();
+        assert_eq!(e.record(709.0, upload_ms(709.0, 0.5, 0.5)), None);
+        assert_eq!(e.record(709.0, upload_ms(709.0, 1.8, 0.5)), None);
+        assert_eq!(e.estimate_mbps(), Some(current));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::record::SavingPhone;
 use crate::serving::BundlePhone;
+use crate::slower_phone::SlowerPhone;
 use anyhow::{Context, Result, anyhow, bail};
 use bottlenet_data::Augment;
 use bottlenet_model::{Bundle, DeviceChoice};
@@ -79,6 +80,21 @@ pub struct InferArgs {
     /// them), the input JPEG of each cloud-only one.
     #[arg(long, value_name = "DIR")]
     pub save_frames: Option<PathBuf>,
+    /// Write one JSON line per image to this file (index, Unix time in ms, the path that
+    /// answered, bytes, fallback, phone / upload / server / total ms): which path served each
+    /// image, so a run of `--split auto` shows when it switched. Written to FILE.tmp, renamed
+    /// at the end.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Send an image every MS milliseconds, like a camera's frame interval (an image that is
+    /// late goes at once, the next one MS after it); default: each as soon as the last answered.
+    #[arg(long, value_name = "MS")]
+    pub every_ms: Option<u64>,
+    /// Emulate a phone K times slower than this machine: every phone computation (head,
+    /// encode, the whole network) waits until K× its measured time has passed. Answers and
+    /// bytes are unchanged. Pair it with a mobile profile whose times are K× the measured ones.
+    #[arg(long, value_name = "K")]
+    pub emulate_slower_phone: Option<f64>,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -128,6 +144,18 @@ fn explain(err: bottlenet_runtime::Error, server: &str, doing: String) -> anyhow
 pub fn run(args: InferArgs) -> Result<()> {
     // Connection flags and the cloud-only quality are checked before any model loads.
     let mut options = client_options(&args)?;
+    if let Some(factor) = args.emulate_slower_phone {
+        if !(factor.is_finite() && factor >= 1.0) {
+            bail!(
+                "--emulate-slower-phone must be a number >= 1 (how many times slower than this machine), got {factor}"
+            );
+        }
+    }
+    if args.every_ms == Some(0) {
+        bail!(
+            "--every-ms must be at least 1 (or leave it out to send each image as soon as the last answered)"
+        );
+    }
     let device = super::device_ready(args.device)?.device()?;
     let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {}", args.bundle.display()))?;
     let manifest = mobile.manifest.clone();
@@ -145,9 +173,16 @@ pub fn run(args: InferArgs) -> Result<()> {
         }
         None => SplitMode::Fixed(phone.splits().into_iter().next().context("bundle has no splits")?),
     };
-    let phone: Arc<dyn PhoneHalf> = match &args.save_frames {
-        Some(dir) => Arc::new(SavingPhone::new(phone, dir).with_context(|| format!("--save-frames: cannot create {}", dir.display()))?),
-        None => Arc::new(phone),
+    let phone: Arc<dyn PhoneHalf> = match (&args.save_frames, args.emulate_slower_phone) {
+        (Some(dir), slower) => {
+            let saving = SavingPhone::new(phone, dir).with_context(|| format!("--save-frames: cannot create {}", dir.display()))?;
+            match slower {
+                Some(factor) => Arc::new(SlowerPhone::new(saving, factor)),
+                None => Arc::new(saving),
+            }
+        }
+        (None, Some(factor)) => Arc::new(SlowerPhone::new(phone, factor)),
+        (None, None) => Arc::new(phone),
     };
     if !args.images.is_empty() {
         options.mode = mode;
@@ -164,14 +199,29 @@ pub fn run(args: InferArgs) -> Result<()> {
             .map_err(|e| explain(e, &args.server, format!("connecting to {}", args.server)))?;
         let bar = super::progress(args.json, total as u64, "infer".into());
         let mut summary = Summary::new();
+        let mut log = args.log.as_deref().map(AnswerLog::create).transpose()?;
+        let mut camera = args.every_ms.map(|ms| {
+            let mut interval = tokio::time::interval(std::time::Duration::from_millis(ms));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
         for i in 0..total {
+            if let Some(camera) = &mut camera {
+                camera.tick().await;
+            }
             let raw = test.raw(i, Augment::Eval)?;
             let image = chw(&raw.image)?;
             let answer = client.infer(&image).await.map_err(|e| explain(e, &args.server, format!("image {i}")))?;
             summary.record(&answer, Some(raw.label as usize));
+            if let Some(log) = &mut log {
+                log.write(i, &answer)?;
+            }
             bar.inc(1);
         }
         bar.finish_and_clear();
+        if let Some(log) = log {
+            log.finish()?;
+        }
         anyhow::Ok(summary.report())
     })?;
     if args.json {
@@ -223,6 +273,88 @@ fn client_options(args: &InferArgs) -> Result<ClientOptions> {
     };
     options.jpeg_quality = args.input_quality.or(measured_quality).unwrap_or(90);
     Ok(options)
+}
+
+/// `infer --log FILE`: one JSON line per answered image, written to `FILE.tmp` and renamed to
+/// `FILE` when the run ends, so an interrupted run never leaves a half-written log under the
+/// name asked for.
+struct AnswerLog {
+    path: PathBuf,
+    partial: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+/// One line of [`AnswerLog`].
+#[derive(Debug, Serialize)]
+struct LoggedAnswer<'a> {
+    image: usize,
+    /// When the answer arrived, ms since the Unix epoch (to line up with events outside the
+    /// phone, such as a change of the link's rate).
+    unix_ms: f64,
+    served_by: &'a str,
+    bytes: usize,
+    wire_bytes: f64,
+    fell_back: bool,
+    phone_ms: f64,
+    upload_ms: f64,
+    server_ms: f64,
+    /// The server's smoothed queue + service time of the path, reported with the answer: the
+    /// `TC` that `--split auto` was told.
+    reported_server_ms: f64,
+    total_ms: f64,
+}
+
+impl AnswerLog {
+    fn create(path: &std::path::Path) -> Result<Self> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".tmp");
+        let partial = PathBuf::from(partial);
+        let file = std::fs::File::create(&partial)
+            .with_context(|| format!("--log: cannot create {}", partial.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            partial,
+            out: std::io::BufWriter::new(file),
+        })
+    }
+
+    fn write(&mut self, image: usize, answer: &bottlenet_runtime::Answer) -> Result<()> {
+        use std::io::Write;
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let line = LoggedAnswer {
+            image,
+            unix_ms,
+            served_by: answer.served_by.name(),
+            bytes: answer.bytes,
+            wire_bytes: answer.wire_bytes,
+            fell_back: answer.fell_back,
+            phone_ms: answer.tm_ms,
+            upload_ms: answer.upload_ms,
+            server_ms: answer.tc_ms,
+            reported_server_ms: answer.reported_tc_ms,
+            total_ms: answer.total_ms,
+        };
+        serde_json::to_writer(&mut self.out, &line)?;
+        writeln!(self.out).with_context(|| format!("--log: writing {}", self.partial.display()))
+    }
+
+    fn finish(self) -> Result<()> {
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| anyhow!("--log: writing {}: {}", self.partial.display(), e.error()))?;
+        file.sync_all()
+            .with_context(|| format!("--log: writing {}", self.partial.display()))?;
+        std::fs::rename(&self.partial, &self.path).with_context(|| {
+            format!(
+                "--log: renaming {} to {}",
+                self.partial.display(),
+                self.path.display()
+            )
+        })
+    }
 }
 
 /// What `infer --images` reports for one file.
