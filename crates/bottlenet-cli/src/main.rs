@@ -16,6 +16,8 @@ mod record;
 mod serving;
 #[cfg(feature = "phone")]
 mod slower_phone;
+#[cfg(feature = "server")]
+mod wire_meter;
 
 use clap::{Parser, Subcommand};
 

@@ -301,8 +301,10 @@ impl RtPhone for BundlePhone {
 #[cfg(feature = "server")]
 #[derive(Debug)]
 pub struct LoopbackServer {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when the config has TLS).
     pub url: String,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<()>>,
 }
@@ -312,13 +314,15 @@ impl LoopbackServer {
     /// Binds `config` (its address replaced by 127.0.0.1:0) serving `model`, and starts serving.
     pub async fn start(config: bottlenet_runtime::ServerConfig, model: impl RtCloud) -> Result<Self> {
         let config = bottlenet_runtime::ServerConfig { addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
         let server = bottlenet_runtime::Server::bind(config, vec![std::sync::Arc::new(model) as std::sync::Arc<dyn RtCloud>]).await?;
-        let url = format!("http://{}", server.local_addr()?);
+        let addr = server.local_addr()?;
+        let url = format!("{scheme}://{addr}");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {
             let _ = stopped.await;
         }));
-        Ok(Self { url, stop, task })
+        Ok(Self { url, addr, stop, task })
     }
 
     /// Shuts the server down and waits for it; its error, if it stopped with one.

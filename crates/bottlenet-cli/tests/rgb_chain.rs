@@ -145,6 +145,16 @@ fn rgb_folder_runs_through_every_command() {
         let profile: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
         let names: Vec<&str> = profile["candidates"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert!(names.contains(&"cloud-only") && names.contains(&"mobile-only") && names.iter().any(|n| n.starts_with("RB")), "{names:?}");
+        if role == "cloud" {
+            // The transport's overhead per image, measured by the profile itself over TLS (the
+            // kernel's TCP counters of a real client's socket): at least one segment's
+            // Ethernet/IP/TCP headers (54 B) per image, less than a second full-size packet.
+            let wire = profile["wire_overhead_bytes"].as_f64().unwrap_or_else(|| panic!("no wire overhead measured: {profile}"));
+            assert!(wire > 54.0 && wire < 1500.0, "wire overhead {wire} B per image");
+            let source = profile["source"].as_str().unwrap();
+            assert!(source.contains("wire overhead: measured") && source.contains("TLS"), "{source}");
+            assert!(profile["request_overhead_ms"].as_f64().is_some(), "{profile}");
+        }
     }
 
     // 5. Selection and the report.

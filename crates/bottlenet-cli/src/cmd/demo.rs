@@ -284,7 +284,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let (results, sweep): (TrainingResults, _) = results_with_baseline(&args.bundle, &baseline, &data, n, args.tolerance)?;
     let cloud_quality = honest_cloud_only(&sweep, baseline_accuracy, args.tolerance).map_or(90, |p| p.quality);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let measure = |role| super::profile::Measure { role, runs: args.profile_runs, input_quality: cloud_quality, load: 0, threads, mobile_power_w: Some(args.mobile_power_w), device: args.device };
+    let measure = |role| super::profile::Measure { role, runs: args.profile_runs, input_quality: cloud_quality, load: 0, threads, mobile_power_w: Some(args.mobile_power_w), device: args.device, wire_tls: false };
     let mobile_profile = super::profile::measure(&args.bundle, full.clone(), &data, &measure(Role::Mobile))?;
     let cloud_profile = super::profile::measure(&args.bundle, full.clone(), &data, &measure(Role::Cloud))?;
     let costs = CandidateCosts::join(&results, &mobile_profile, &cloud_profile)?;

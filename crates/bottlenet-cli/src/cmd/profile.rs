@@ -4,8 +4,11 @@
 //! cloud-only candidate (JPEG of the input image; the full network on the server) and the
 //! mobile-only one (the full network on the phone). `--load K` keeps K inference workers busy
 //! beside the measurement, standing for a loaded device. A cloud profile also records the
-//! serving stack's fixed cost per request (`request_overhead_ms`), measured with a real client
-//! against a loopback server; Algorithm 1 adds it to every path that uses the server.
+//! serving stack's fixed cost per request (`request_overhead_ms`) and the transport's bytes per
+//! image beyond the payload (`wire_overhead_bytes`, from the kernel's TCP counters of the
+//! client's socket), measured with a real client against a loopback server over one stream, TLS
+//! on by default; Algorithm 1 adds the first to every path that uses the server and the second
+//! to every path that sends.
 //!
 //! The phone build measures `--role mobile` only and the server build `--role cloud` only; both
 //! take the unmodified network from the bundle (`--baseline RUN_DIR` needs the training crate,
@@ -64,12 +67,17 @@ pub struct ProfileArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
-    /// With --role cloud: the transport's bytes per image beyond the payload, as counted at the
-    /// phone's interface (`scripts/netem.sh` reports it per row as `wire_overhead_bytes`:
-    /// interface tx bytes per image less the payload sent). Algorithm 1 adds it to every path
-    /// that sends (TU_j = 8·(D_j + o)/NB).
+    /// With --role cloud: the transport's bytes per image beyond the payload, in place of the
+    /// one the profile measures itself (a real client on loopback, the kernel's TCP counters of
+    /// its socket); e.g. what `scripts/netem.sh` counted at a phone's interface (its rows'
+    /// `wire_overhead_bytes`). Algorithm 1 adds it to every path that sends
+    /// (TU_j = 8·(D_j + o)/NB).
     #[arg(long, value_name = "BYTES")]
     pub wire_overhead_bytes: Option<f64>,
+    /// With --role cloud: measure the real requests (request overhead, wire overhead) over TLS
+    /// with a throwaway certificate (on, as a remote phone must use) or in plain text (off).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub wire_tls: String,
 }
 
 /// Median and 90th percentile (nearest rank) of `samples` in ms.
@@ -112,6 +120,9 @@ pub struct Measure {
     pub mobile_power_w: Option<f64>,
     /// The engine the model runs on (named in the profile's `device`).
     pub device: DeviceChoice,
+    /// A cloud profile's real requests go over TLS (a throwaway certificate), as a remote
+    /// phone's must; off: plain text, as on loopback.
+    pub wire_tls: bool,
 }
 
 /// The unmodified network: `explicit` (a training output folder), else the bundle's full network.
@@ -173,6 +184,8 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
     // Only a cloud profile measures the request overhead.
     #[cfg_attr(not(feature = "server"), allow(unused_mut))]
     let mut overhead = None;
+    #[cfg_attr(not(feature = "server"), allow(unused_mut))]
+    let mut wire: Option<WireOverhead> = None;
     // The cloud-only upload: the photo as a phone sends it (colour JPEG 4:2:0; DESIGN §1).
     let input_codec = PhotoJpeg { quality: m.input_quality, sampling: ChromaSampling::Yuv420 };
     let photo = raw.image.planar();
@@ -214,7 +227,9 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
                 entries.push(ProfileEntry { name: "mobile-only".into(), median_ms: 0.0, p90_ms: 0.0, samples: 0 });
                 if let Some(first) = entries.first().filter(|e| e.name.starts_with("RB")) {
                     let (split, tc) = (first.name.clone(), first.median_ms);
-                    overhead = Some((request_round_trip_ms(bundle, &baseline, &raw, &split, m.runs)? - tc).max(0.0));
+                    let served = serving_overheads(bundle, &baseline, &raw, &split, m.runs, m.wire_tls)?;
+                    overhead = Some((served.round_trip_ms - tc).max(0.0));
+                    wire = Some(served.wire);
                 }
             }
             // The role this build does not hold: refused in one line (run() refuses it earlier).
@@ -237,12 +252,13 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
         load_level: m.load,
         power_w: if m.role == Role::Mobile { m.mobile_power_w } else { None },
         request_overhead_ms: overhead,
-        wire_overhead_bytes: None,
+        wire_overhead_bytes: wire.as_ref().and_then(|w| w.bytes_per_image.as_ref().ok().copied()),
         source: format!(
-            "bottlenet profile, batch 1, {} runs after 3 warm-up, input colour JPEG 4:2:0 q{}{}",
+            "bottlenet profile, batch 1, {} runs after 3 warm-up, input colour JPEG 4:2:0 q{}{}{}",
             m.runs,
             m.input_quality,
-            if overhead.is_some() { "; request overhead: real client → loopback gRPC server (no batching), median round trip less phone time less TC" } else { "" }
+            if overhead.is_some() { "; request overhead: real client → loopback gRPC server (no batching), median round trip less phone time less TC" } else { "" },
+            wire.as_ref().map_or(String::new(), WireOverhead::describe),
         ),
         candidates: entries,
     };
@@ -250,36 +266,95 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
     Ok(profile)
 }
 
-/// Median server-side time of one real request, ms: a client sends `split` frames of `image`
-/// to a loopback gRPC server holding this bundle (batching off: one phone), and each request's
-/// end-to-end time less the phone's own time is what the server path cost it. Less `TC_j` this
-/// is the serving stack's fixed cost per request.
+/// Images sent to measure the transport's overhead per image (after the warm-up).
 #[cfg(feature = "server")]
-fn request_round_trip_ms(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_data::RawSample, split: &str, runs: usize) -> Result<f64> {
-    use bottlenet_runtime::{Client, ClientOptions, CloudHalf as _, PhoneHalf, ServerConfig, SplitMode};
+const WIRE_IMAGES: usize = 50;
+
+/// The transport's bytes per image beyond the payload, as the phone's socket sent them, or why
+/// they could not be read.
+#[derive(Debug, Clone)]
+pub struct WireOverhead {
+    pub bytes_per_image: std::result::Result<f64, String>,
+    pub images: usize,
+    pub tls: bool,
+}
+
+impl WireOverhead {
+    /// The profile's `source` note.
+    fn describe(&self) -> String {
+        let tls = if self.tls { "TLS (throwaway certificate)" } else { "plain text" };
+        match &self.bytes_per_image {
+            Ok(_) => format!(
+                "; wire overhead: measured, the kernel's TCP counters of the client's socket (ss: bytes sent + segments x Ethernet/IP/TCP headers) per image less the payload, {} images over one stream, {tls}",
+                self.images
+            ),
+            Err(why) => format!("; wire overhead: not measured ({why})"),
+        }
+    }
+}
+
+/// What real requests cost beyond the model.
+#[cfg(feature = "server")]
+struct ServingOverheads {
+    /// Median end-to-end time less the phone's own time, ms.
+    round_trip_ms: f64,
+    wire: WireOverhead,
+}
+
+/// A client sends `split` frames of `image` to a loopback gRPC server holding this bundle
+/// (batching off: one phone) over one stream, TLS on when `tls`. Each request's end-to-end time
+/// less the phone's own time is what the server path cost it (less `TC_j`: the serving stack's
+/// fixed cost per request). Around the measured requests the client socket's kernel counters
+/// ([`crate::wire_meter`]) give every byte that left it; less the payloads, per image, that is
+/// the transport's overhead (issue 14: Algorithm 1's `TU` counts what leaves the interface).
+#[cfg(feature = "server")]
+fn serving_overheads(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_data::RawSample, split: &str, runs: usize, tls: bool) -> Result<ServingOverheads> {
+    use bottlenet_runtime::{Client, ClientOptions, ClientTls, CloudHalf as _, PhoneHalf, ServerConfig, SplitMode, TlsIdentity};
     let device = baseline.device();
     let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some(baseline.clone()));
     let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device));
     // The dataset image (HWC) as the runtime's CHW image (what `infer` sends).
     let image = bottlenet_runtime::Image::new(raw.image.channels, raw.image.height, raw.image.width, raw.image.planar())?;
+    let mut options = ClientOptions::new(SplitMode::Fixed(split.to_string()));
+    let mut config = ServerConfig { max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
+    if tls {
+        let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).context("making the throwaway TLS certificate")?;
+        let cert_pem = key.cert.pem().into_bytes();
+        config.tls = Some(TlsIdentity { cert_pem: cert_pem.clone(), key_pem: key.signing_key.serialize_pem().into_bytes() });
+        options.tls = Some(ClientTls { ca_pem: Some(cert_pem), domain: None });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
-        let config = ServerConfig { max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
         let name = cloud.model_name().to_string();
         let server = LoopbackServer::start(config, cloud).await?;
-        let client = Client::connect(&server.url, phone, ClientOptions::new(SplitMode::Fixed(split.to_string()))).await.with_context(|| format!("connecting to the profiling server for {name}"))?;
-        let mut samples = Vec::with_capacity(runs.max(1));
-        for i in 0..runs.max(1) + 3 {
+        let client = Client::connect(&server.url, phone, options).await.with_context(|| format!("connecting to the profiling server for {name}"))?;
+        let ask = || async {
             let answer = client.infer(&image).await?;
             if answer.fell_back {
                 bail!("the profiling server did not answer; cannot measure the request overhead");
             }
-            if i >= 3 {
-                samples.push(answer.total_ms - answer.tm_ms);
-            }
+            anyhow::Ok(answer)
+        };
+        for _ in 0..3 {
+            ask().await?;
         }
+        let images = runs.max(1).max(WIRE_IMAGES);
+        let before = crate::wire_meter::sent_to(server.addr);
+        let mut samples = Vec::with_capacity(images);
+        let mut payload = 0u64;
+        for _ in 0..images {
+            let answer = ask().await?;
+            samples.push(answer.total_ms - answer.tm_ms);
+            payload += answer.bytes as u64;
+        }
+        let after = crate::wire_meter::sent_to(server.addr);
         server.stop().await.context("the profiling server stopped with an error")?;
-        Ok(summarize("rpc", samples).median_ms)
+        let bytes_per_image = before.and_then(|before| {
+            let after = after?;
+            let wire = after.wire_bytes().saturating_sub(before.wire_bytes());
+            Ok((wire as f64 - payload as f64) / images as f64)
+        });
+        Ok(ServingOverheads { round_trip_ms: summarize("rpc", samples).median_ms, wire: WireOverhead { bytes_per_image, images, tls } })
     })
 }
 
@@ -296,14 +371,14 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let explicit = None;
     // Timed as it serves: BatchNorm folded into the convolutions.
     let baseline = Arc::new(baseline_network(&args.bundle, explicit, &device)?.fold_batch_norms());
-    let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w, device: args.device };
+    let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w, device: args.device, wire_tls: args.wire_tls == "on" };
     let mut profile = measure(&args.bundle, baseline, &data, &setup)?;
     if let Some(bytes) = args.wire_overhead_bytes {
         if args.role != Role::Cloud {
             bail!("--wire-overhead-bytes belongs to a cloud profile (--role cloud)");
         }
         profile.wire_overhead_bytes = Some(bytes);
-        profile.source.push_str("; wire overhead: interface tx bytes per image less the payload, counted at the phone's veth by scripts/netem.sh");
+        profile.source.push_str("; wire overhead as given (--wire-overhead-bytes, e.g. interface tx bytes per image less the payload, counted at the phone's veth by scripts/netem.sh), in place of the measured one");
         profile.validate()?;
     }
     match &args.out {
