@@ -122,6 +122,7 @@ pub struct Measure {
     pub device: DeviceChoice,
     /// A cloud profile's real requests go over TLS (a throwaway certificate), as a remote
     /// phone's must; off: plain text, as on loopback.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub wire_tls: bool,
 }
 
