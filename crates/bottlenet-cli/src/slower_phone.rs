@@ -10,18 +10,18 @@
 //! (`scripts/netem.sh --adapt` writes one).
 
 use bottlenet_runtime::{Image, PhoneHalf, Result};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Wraps a phone half; each call's compute time is stretched to `factor ×` what it measured.
-#[derive(Debug)]
-pub struct SlowerPhone<P> {
-    inner: P,
+pub struct SlowerPhone {
+    inner: Arc<dyn PhoneHalf>,
     factor: f64,
 }
 
-impl<P: PhoneHalf> SlowerPhone<P> {
+impl SlowerPhone {
     /// `factor` ≥ 1 (checked by the caller: `infer` refuses anything else).
-    pub fn new(inner: P, factor: f64) -> Self {
+    pub fn new(inner: Arc<dyn PhoneHalf>, factor: f64) -> Self {
         debug_assert!(factor >= 1.0);
         Self { inner, factor }
     }
@@ -40,7 +40,7 @@ impl<P: PhoneHalf> SlowerPhone<P> {
     }
 }
 
-impl<P: PhoneHalf> PhoneHalf for SlowerPhone<P> {
+impl PhoneHalf for SlowerPhone {
     fn model_name(&self) -> &str {
         self.inner.model_name()
     }
@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn answers_are_the_inner_phones() {
         let image = Image::new(1, 2, 2, vec![0; 4]).unwrap();
-        let phone = SlowerPhone::new(Fixed, 2.0);
+        let phone = SlowerPhone::new(Arc::new(Fixed), 2.0);
         assert_eq!(phone.encode("RB1", &image).unwrap(), vec![7; 3]);
         assert_eq!(phone.full(&image).unwrap(), vec![0.5; 3]);
         assert_eq!(phone.jpeg_input(&image, 42).unwrap(), vec![42]);
@@ -106,13 +106,13 @@ mod tests {
 
     #[test]
     fn the_wait_makes_each_call_factor_times_as_long() {
-        let phone = SlowerPhone::new(Fixed, 4.0);
+        let phone = SlowerPhone::new(Arc::new(Fixed), 4.0);
         assert_eq!(
             phone.extra_wait(Duration::from_millis(5)),
             Duration::from_millis(15)
         );
         assert_eq!(
-            SlowerPhone::new(Fixed, 1.0).extra_wait(Duration::from_millis(5)),
+            SlowerPhone::new(Arc::new(Fixed), 1.0).extra_wait(Duration::from_millis(5)),
             Duration::ZERO
         );
     }

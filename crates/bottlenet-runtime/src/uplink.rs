@@ -85,22 +85,20 @@ impl UplinkEstimator {
             return Some(sample);
         };
         sample = sample.clamp(current / MAX_STEP, current * MAX_STEP);
-        let previous = self.pending_mbps.replace(sample);
         let below = sample < current;
-        let confirmed = match previous {
+        // Pairs do not overlap: a confirmed pair is spent, and the next sample is judged
+        // against the new estimate afresh.
+        match self.pending_mbps.take() {
             Some(previous) if (previous < current) == below => {
-                if below {
-                    previous.max(sample)
-                } else {
-                    previous.min(sample)
-                }
+                let confirmed = if below { previous.max(sample) } else { previous.min(sample) };
+                self.estimate_mbps = Some(confirmed);
+                Some(confirmed)
             }
-            _ => return None,
-        };
-        // Pairs do not overlap: the next sample is judged against the new estimate afresh.
-        self.pending_mbps = None;
-        self.estimate_mbps = Some(confirmed);
-        Some(confirmed)
+            _ => {
+                self.pending_mbps = Some(sample);
+                None
+            }
+        }
     }
 }
 

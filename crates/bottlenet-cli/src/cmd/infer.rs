@@ -146,15 +146,11 @@ pub fn run(args: InferArgs) -> Result<()> {
     let mut options = client_options(&args)?;
     if let Some(factor) = args.emulate_slower_phone {
         if !(factor.is_finite() && factor >= 1.0) {
-            bail!(
-                "--emulate-slower-phone must be a number >= 1 (how many times slower than this machine), got {factor}"
-            );
+            bail!("--emulate-slower-phone must be a number >= 1 (how many times slower than this machine), got {factor}");
         }
     }
     if args.every_ms == Some(0) {
-        bail!(
-            "--every-ms must be at least 1 (or leave it out to send each image as soon as the last answered)"
-        );
+        bail!("--every-ms must be at least 1 (or leave it out to send each image as soon as the last answered)");
     }
     let device = super::device_ready(args.device)?.device()?;
     let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {}", args.bundle.display()))?;
@@ -173,16 +169,13 @@ pub fn run(args: InferArgs) -> Result<()> {
         }
         None => SplitMode::Fixed(phone.splits().into_iter().next().context("bundle has no splits")?),
     };
-    let phone: Arc<dyn PhoneHalf> = match (&args.save_frames, args.emulate_slower_phone) {
-        (Some(dir), slower) => {
-            let saving = SavingPhone::new(phone, dir).with_context(|| format!("--save-frames: cannot create {}", dir.display()))?;
-            match slower {
-                Some(factor) => Arc::new(SlowerPhone::new(saving, factor)),
-                None => Arc::new(saving),
-            }
-        }
-        (None, Some(factor)) => Arc::new(SlowerPhone::new(phone, factor)),
-        (None, None) => Arc::new(phone),
+    let phone: Arc<dyn PhoneHalf> = match &args.save_frames {
+        Some(dir) => Arc::new(SavingPhone::new(phone, dir).with_context(|| format!("--save-frames: cannot create {}", dir.display()))?),
+        None => Arc::new(phone),
+    };
+    let phone: Arc<dyn PhoneHalf> = match args.emulate_slower_phone {
+        Some(factor) => Arc::new(SlowerPhone::new(phone, factor)),
+        None => phone,
     };
     if !args.images.is_empty() {
         options.mode = mode;
