@@ -11,11 +11,14 @@
 compile_error!("bottlenet-cli needs the feature `phone`, `server` or `full` (the default)");
 
 mod cmd;
+mod engine;
 #[cfg(feature = "phone")]
 mod record;
 mod serving;
 #[cfg(feature = "phone")]
 mod slower_phone;
+#[cfg(feature = "tract")]
+mod tract_engine;
 #[cfg(feature = "server")]
 mod wire_meter;
 

@@ -27,6 +27,9 @@ use bottlenet_runtime::{Error, Image, PhoneHalf as RtPhone, Result};
 #[cfg(feature = "server")]
 use bottlenet_runtime::CloudHalf as RtCloud;
 use burn::tensor::{Device, Tensor, TensorData};
+use crate::engine::Engine;
+#[cfg(feature = "tract")]
+use crate::tract_engine::TractGraph;
 
 /// The model name both ends announce: architecture, width, input shape and classes, so a phone
 /// and a server loaded from different bundles of one architecture do not pair up by accident.
@@ -53,9 +56,9 @@ fn rows(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
     Ok(to_host(logits)?.chunks(k.max(1)).map(<[f32]>::to_vec).collect())
 }
 
-/// Stacks samples of one shape into a `[n, c, h, w]` tensor.
+/// Lays samples of one shape end to end, row-major `[n, c, h, w]`.
 #[cfg(feature = "server")]
-fn stack(samples: &[FeatureTensor], shape: Shape, device: &Device) -> Result<Tensor<4>> {
+fn flatten(samples: &[FeatureTensor], shape: Shape) -> Result<Vec<f32>> {
     let mut data = Vec::with_capacity(samples.len() * shape.channels * shape.height * shape.width);
     for s in samples {
         if s.shape != shape {
@@ -63,6 +66,13 @@ fn stack(samples: &[FeatureTensor], shape: Shape, device: &Device) -> Result<Ten
         }
         data.extend_from_slice(&s.data);
     }
+    Ok(data)
+}
+
+/// Stacks samples of one shape into a `[n, c, h, w]` tensor.
+#[cfg(feature = "server")]
+fn stack(samples: &[FeatureTensor], shape: Shape, device: &Device) -> Result<Tensor<4>> {
+    let data = flatten(samples, shape)?;
     Ok(Tensor::<4>::from_data(TensorData::new(data, [samples.len(), shape.channels, shape.height, shape.width]), device))
 }
 
@@ -112,6 +122,35 @@ pub struct BundleCloud {
     mobile: Option<MobileBundle>,
     network: Option<BottleNet>,
     device: Device,
+    /// The halves and network as tract plans ([`BundleCloud::with_engine`]); burn runs what is
+    /// not in here.
+    #[cfg(feature = "tract")]
+    tract: TractSide,
+}
+
+/// One side's exported graphs in tract: a graph per split name, and the unsplit network.
+#[cfg(feature = "tract")]
+#[derive(Debug, Default)]
+struct TractSide {
+    halves: std::collections::HashMap<String, TractGraph>,
+    network: Option<TractGraph>,
+}
+
+#[cfg(feature = "tract")]
+impl TractSide {
+    /// Exports each `(split name, half)` and the unsplit network with `export`/`export_full` and
+    /// plans them in tract.
+    fn load<'a, H: 'a>(halves: impl Iterator<Item = (String, &'a H)>, export: fn(&H) -> bottlenet_model::Result<bottlenet_model::onnx::OnnxModel>, network: Option<&BottleNet>) -> Result<Self> {
+        let mut side = TractSide::default();
+        for (name, half) in halves {
+            let graph = TractGraph::load(&export(half).map_err(Error::model)?)?;
+            side.halves.insert(name, graph);
+        }
+        if let Some(net) = network {
+            side.network = Some(TractGraph::load(&bottlenet_model::onnx::export_full(net).map_err(Error::model)?)?);
+        }
+        Ok(side)
+    }
 }
 
 #[cfg(feature = "server")]
@@ -119,7 +158,33 @@ impl BundleCloud {
     /// Serves `cloud`'s halves, BatchNorm folded into the convolutions (inference only).
     pub fn new(cloud: CloudBundle, device: Device) -> Self {
         let class_names = class_names(&cloud.manifest);
-        Self { name: model_name(&cloud.manifest), class_names, cloud: cloud.fold_batch_norms(), mobile: None, network: None, device }
+        Self {
+            name: model_name(&cloud.manifest),
+            class_names,
+            cloud: cloud.fold_batch_norms(),
+            mobile: None,
+            network: None,
+            device,
+            #[cfg(feature = "tract")]
+            tract: TractSide::default(),
+        }
+    }
+
+    /// Runs the halves and the unsplit network on `engine`: with tract, each (folded) half and
+    /// the network are exported and planned now. Call after [`with_network`](Self::with_network)
+    /// and [`with_full`](Self::with_full); a cloud-only path composed of two halves stays on burn.
+    pub fn with_engine(self, engine: Engine) -> Result<Self> {
+        match engine {
+            Engine::Burn => Ok(self),
+            #[cfg(feature = "tract")]
+            Engine::Tract => {
+                let halves = self.cloud.manifest.splits.iter().filter_map(|e| self.cloud.half(e.split).map(|h| (e.name.clone(), h)));
+                let tract = TractSide::load(halves, bottlenet_model::onnx::export_cloud, self.network.as_ref())?;
+                Ok(Self { tract, ..self })
+            }
+            #[cfg(not(feature = "tract"))]
+            Engine::Tract => Err(Error::InvalidArgument("tract is not compiled into this binary".into())),
+        }
     }
 
     /// The unsplit network the cloud-only path runs (preferred over composed halves).
@@ -178,6 +243,10 @@ impl RtCloud for BundleCloud {
         if features.is_empty() {
             return Ok(Vec::new());
         }
+        #[cfg(feature = "tract")]
+        if let Some(graph) = self.tract.halves.get(split) {
+            return graph.logits(features.len(), flatten(features, shape)?);
+        }
         rows(half.logits(stack(features, shape, &self.device)?).map_err(Error::model)?)
     }
 
@@ -193,6 +262,10 @@ impl RtCloud for BundleCloud {
         if let Some(net) = &self.network {
             if inputs.is_empty() {
                 return Ok(Vec::new());
+            }
+            #[cfg(feature = "tract")]
+            if let Some(graph) = &self.tract.network {
+                return graph.logits(inputs.len(), flatten(inputs, Shape::new(c, h, w))?);
             }
             return run_network(net, stack(inputs, Shape::new(c, h, w), &self.device)?);
         }
@@ -215,13 +288,41 @@ pub struct BundlePhone {
     cloud: Option<CloudBundle>,
     network: Option<BottleNet>,
     device: Device,
+    /// The heads and network as tract plans ([`BundlePhone::with_engine`]).
+    #[cfg(feature = "tract")]
+    tract: TractSide,
 }
 
 impl BundlePhone {
     /// Runs `mobile`'s halves, BatchNorm folded into the convolutions (inference only).
     pub fn new(mobile: MobileBundle, device: Device) -> Self {
         let class_names = class_names(&mobile.manifest);
-        Self { name: model_name(&mobile.manifest), class_names, mobile: mobile.fold_batch_norms(), cloud: None, network: None, device }
+        Self {
+            name: model_name(&mobile.manifest),
+            class_names,
+            mobile: mobile.fold_batch_norms(),
+            cloud: None,
+            network: None,
+            device,
+            #[cfg(feature = "tract")]
+            tract: TractSide::default(),
+        }
+    }
+
+    /// Runs the heads and the unsplit network on `engine` (see [`BundleCloud::with_engine`]);
+    /// call after `with_network` and `with_full`.
+    pub fn with_engine(self, engine: Engine) -> Result<Self> {
+        match engine {
+            Engine::Burn => Ok(self),
+            #[cfg(feature = "tract")]
+            Engine::Tract => {
+                let heads = self.mobile.manifest.splits.iter().filter_map(|e| self.mobile.half(e.split).map(|h| (e.name.clone(), h)));
+                let tract = TractSide::load(heads, bottlenet_model::onnx::export_mobile, self.network.as_ref())?;
+                Ok(Self { tract, ..self })
+            }
+            #[cfg(not(feature = "tract"))]
+            Engine::Tract => Err(Error::InvalidArgument("tract is not compiled into this binary".into())),
+        }
     }
 
     /// The unsplit network the mobile-only path runs (preferred over composed halves).
@@ -240,9 +341,31 @@ impl BundlePhone {
 
     /// The normalised input tensor `[1, C, H, W]` of one image.
     pub fn input(&self, image: &Image) -> Result<Tensor<4>> {
-        check_image(&self.mobile.manifest, image)?;
-        let data = normalise(&self.mobile.manifest, image.channels, &image.pixels)?;
+        let data = self.normalised(image)?;
         Ok(Tensor::<4>::from_data(TensorData::new(data, [1, image.channels, image.height, image.width]), &self.device))
+    }
+
+    /// One image checked against the model's input and normalised, CHW.
+    fn normalised(&self, image: &Image) -> Result<Vec<f32>> {
+        check_image(&self.mobile.manifest, image)?;
+        normalise(&self.mobile.manifest, image.channels, &image.pixels)
+    }
+
+    /// Head + reduction of `split` on one image: eq. 1's input, as a host tensor.
+    fn features(&self, split: &str, image: &Image) -> Result<FeatureTensor> {
+        let manifest = &self.mobile.manifest;
+        #[cfg(feature = "tract")]
+        if let Some(graph) = self.tract.halves.get(split) {
+            let (shape, values) = graph.run(1, self.normalised(image)?)?;
+            let [1, c, h, w] = shape[..] else {
+                return Err(Error::Model(format!("the {split} head returned shape {shape:?}, expected [1, c, h, w]")));
+            };
+            return Ok(FeatureTensor::new(Shape::new(c, h, w), values)?);
+        }
+        let half = split_index(manifest, split).and_then(|j| self.mobile.half(j)).ok_or_else(|| unknown_split(manifest, split))?;
+        let z = half.features(self.input(image)?).map_err(Error::model)?;
+        let [_, c, h, w] = z.dims();
+        Ok(FeatureTensor::new(Shape::new(c, h, w), to_host(z)?)?)
     }
 
     /// The codec parameters of `split`.
@@ -265,17 +388,18 @@ impl RtPhone for BundlePhone {
     }
 
     fn encode(&self, split: &str, image: &Image) -> Result<Vec<u8>> {
-        let manifest = &self.mobile.manifest;
-        let half = split_index(manifest, split).and_then(|j| self.mobile.half(j)).ok_or_else(|| unknown_split(manifest, split))?;
-        let params = self.codec_params(split).ok_or_else(|| unknown_split(manifest, split))?;
-        let z = half.features(self.input(image)?).map_err(Error::model)?;
-        let [_, c, h, w] = z.dims();
-        let tensor = FeatureTensor::new(Shape::new(c, h, w), to_host(z)?)?;
+        let params = self.codec_params(split).ok_or_else(|| unknown_split(&self.mobile.manifest, split))?;
+        let tensor = self.features(split, image)?;
         // Version 2: what the split's manifest fixes (shape, codec) stays home (DESIGN §1).
         Ok(bottlenet_codec::encode_v2(&tensor, &params)?)
     }
 
     fn full(&self, image: &Image) -> Result<Vec<f32>> {
+        #[cfg(feature = "tract")]
+        if let Some(graph) = &self.tract.network {
+            let mut out = graph.logits(1, self.normalised(image)?)?;
+            return out.pop().ok_or_else(|| Error::Model("the network returned no logits".into()));
+        }
         if let Some(net) = &self.network {
             let mut out = run_network(net, self.input(image)?)?;
             return out.pop().ok_or_else(|| Error::Model("the network returned no logits".into()));

@@ -19,6 +19,7 @@
 //!
 //! `scripts/pytorch_bench.py` runs the same workloads in PyTorch (docs/pytorch-comparison.md).
 
+use crate::engine::Engine;
 use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::{CodecKind, CodecParams, Shape, synthetic::relu_like};
@@ -65,6 +66,10 @@ pub struct BenchArgs {
     /// Compute device for the model workloads: flex (CPU), cuda or wgpu (cargo features).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
+    /// Engine of the server workload: tract (CPU, the default with --device flex) or burn. The
+    /// compact, resnet50, train and ops groups time burn's modules; engines times both.
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
     /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops, engines
     /// (engines: cargo feature `tract`).
     #[arg(long, value_delimiter = ',')]
@@ -101,7 +106,7 @@ pub struct Figure {
 pub struct BenchReport {
     pub machine: String,
     pub device: String,
-    /// What ran the model workloads: the burn backend and its CPU threads or GPU adapter.
+    /// What ran the server workload: the engine and its CPU threads or GPU adapter.
     pub engine: String,
     pub threads: usize,
     pub runs: usize,
@@ -144,6 +149,8 @@ pub(super) fn time(warmup: usize, runs: usize, scale: f64, mut work: impl FnMut(
 pub(super) struct Bench<'a> {
     pub(super) args: &'a BenchArgs,
     pub(super) device: Device,
+    /// What the server workload runs on.
+    engine: Engine,
     /// Compute threads of every engine (flex's rayon pool, and tract's in `engines`).
     #[cfg(feature = "tract")]
     pub(super) threads: usize,
@@ -290,7 +297,7 @@ impl Bench<'_> {
         let mobile = Bundle::load_mobile(bundle, &device)?;
         let split = mobile.manifest.splits.first().context("the bundle has no splits")?.name.clone();
         let [c, h, w] = mobile.manifest.input_shape;
-        let phone = BundlePhone::new(mobile, device.clone());
+        let phone = BundlePhone::new(mobile, device.clone()).with_engine(self.engine)?;
         let model_name = phone.model_name().to_string();
         // 64 distinct frames (random images through the real phone half), encoded beforehand so
         // the figure is the server's alone.
@@ -308,7 +315,7 @@ impl Bench<'_> {
                 Ok(phone.encode(&split, &Image::new(c, h, w, pixels)?)?)
             })
             .collect::<Result<_>>()?;
-        let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device);
+        let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device).with_engine(self.engine)?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
         let (runs, per_client) = (self.args.runs.clamp(1, 5), self.args.requests_per_client.max(1));
         let results = runtime.block_on(async {
@@ -402,14 +409,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ENGINES => 12,
         _ => 3,
     };
-    let engine = super::engine_name(args.device, threads);
+    let engine_choice = Engine::resolve(args.engine, args.device)?;
+    let engine = super::engine_name(args.device, engine_choice, threads);
     let bar = super::progress(args.json, groups.iter().map(|g| counts(g) as u64).sum(), "bench".into());
     if !args.json {
-        bar.suspend(|| println!("engine: {engine} · median of {} runs [p10 … p90]", args.runs));
+        bar.suspend(|| println!("engine: {engine} (server group; compact, resnet50, train, ops: burn {}) · median of {} runs [p10 … p90]", args.device, args.runs));
     }
     let mut bench = Bench {
         args: &args,
         device,
+        engine: engine_choice,
         #[cfg(feature = "tract")]
         threads,
         figures: Vec::new(),

@@ -19,50 +19,30 @@ use bottlenet_data::{BatchOptions, Batcher, embedded_subset};
 use bottlenet_model::onnx::{OnnxModel, export_cloud, export_full, export_mobile};
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CloudHalf, CodecMode, MobileHalf};
 use burn::tensor::{Tensor, TensorData};
-use std::sync::Arc;
-use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, TValue, Tensor as TractTensor, TypedRunnableModel, tvec};
-use tract_linalg::multithread::Executor;
+use crate::engine::TRACT_VERSION;
+use crate::tract_engine::TractGraph;
 
-/// The tract release the figures come from: the exact `=` pin of `tract-onnx` in the workspace's
-/// Cargo.toml (change both together).
-pub const TRACT_VERSION: &str = "0.23.9";
+const GROUP: &str = "engines";
 
 /// Largest |tract − flex| accepted, as a fraction of the flex output's scale (its largest
 /// magnitude, at least 1): random ResNet-50 weights give logits in the tens.
 const TOLERANCE: f32 = 1e-4;
 
-const GROUP: &str = "engines";
-
-/// An exported graph loaded into tract for one fixed input shape, with that input.
-struct TractGraph {
-    plan: Arc<TypedRunnableModel>,
-    input: TValue,
+/// An exported graph planned as the serving engine plans it (batch axis symbolic), with one input.
+struct TractCase {
+    graph: TractGraph,
+    batch: usize,
+    input: Vec<f32>,
 }
 
-impl TractGraph {
-    /// Parses `model`, fixes its input to `shape` (batch included), optimises and plans it, running
-    /// its matrix products on rayon's global pool (flex's) when `threads > 1`.
-    fn load(model: &OnnxModel, shape: &[usize], input: &[f32], threads: usize) -> Result<Self> {
-        let what = model.metadata("bottlenet.half").unwrap_or("model");
-        let bytes = model.to_bytes();
-        let executor = if threads > 1 { Executor::RayonGlobal } else { Executor::SingleThread };
-        let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable_with_options(&options))
-            .map_err(|e| anyhow!("tract could not load the exported {what} graph: {e:#}"))?;
-        let input = TractTensor::from_shape(shape, input).map_err(|e| anyhow!("building the {what} input for tract: {e:#}"))?.into();
-        Ok(Self { plan, input })
+impl TractCase {
+    fn load(model: &OnnxModel, shape: &[usize], input: &[f32]) -> Result<Self> {
+        Ok(Self { graph: TractGraph::load(model)?, batch: shape[0], input: input.to_vec() })
     }
 
     /// One inference; the first output, row-major.
     fn run(&self) -> Result<Vec<f32>> {
-        let outputs = self.plan.run(tvec!(self.input.clone())).map_err(|e| anyhow!("tract failed to run: {e:#}"))?;
-        let first = outputs.first().context("tract returned no output")?;
-        let view = first.to_plain_array_view::<f32>().map_err(|e| anyhow!("reading tract's output: {e:#}"))?;
-        Ok(view.iter().copied().collect())
+        Ok(self.graph.run(self.batch, self.input.clone())?.1)
     }
 }
 
@@ -87,7 +67,7 @@ impl Bench<'_> {
     pub(super) fn engines(&mut self) -> Result<()> {
         let threads = self.threads;
         if !self.args.json {
-            self.bar.suspend(|| println!("engines: burn flex ({threads} threads) vs tract {TRACT_VERSION} (tract-onnx, optimised plan, {threads} threads)"));
+            self.bar.suspend(|| println!("engines: burn flex ({threads} threads) vs tract {TRACT_VERSION} (tract-onnx, the serving engine's optimised plan, batch axis symbolic, {threads} threads)"));
         }
         // ResNet-50 with the RB1 bottleneck, around the resnet50 group's seeded backbone.
         let config = BottleNetConfig::new(Arch::ResNet50, [3, 224, 224], 1000);
@@ -130,24 +110,23 @@ impl Bench<'_> {
         let (decoded, _) = bottlenet_codec::roundtrip_batch(&host(features)?, n, Shape::new(zc, zh, zw), &net.codec)?;
         let z = Tensor::<4>::from_data(TensorData::new(decoded.clone(), feature_shape), &self.device);
         let [c, h, w] = [image_shape[1], image_shape[2], image_shape[3]];
-        let threads = self.threads;
 
-        let graph = TractGraph::load(&export_mobile(net.mobile)?, &image_shape, &image, threads)?;
+        let graph = TractCase::load(&export_mobile(net.mobile)?, &image_shape, &image)?;
         let what = format!("{} phone half (head + reduction) {c}x{h}x{w}", net.label);
         self.compare(&what, || host(net.mobile.features(net.image.clone())?), &graph)?;
 
-        let graph = TractGraph::load(&export_cloud(net.cloud)?, &feature_shape, &decoded, threads)?;
+        let graph = TractCase::load(&export_cloud(net.cloud)?, &feature_shape, &decoded)?;
         let what = format!("{} server half (restoration + tail) {zc}x{zh}x{zw}", net.label);
         self.compare(&what, || host(net.cloud.logits(z.clone())?), &graph)?;
 
-        let graph = TractGraph::load(&export_full(net.full)?, &image_shape, &image, threads)?;
+        let graph = TractCase::load(&export_full(net.full)?, &image_shape, &image)?;
         let arch = net.full.config().arch;
         self.compare(&format!("{arch} full network {c}x{h}x{w}"), || host(net.full.forward(net.image.clone(), CodecMode::Identity)?), &graph)
     }
 
     /// Checks that tract gives flex's output, then times both in alternating rounds and pushes the
     /// flex figure and the tract figure (whose note carries the ratio and the difference).
-    fn compare(&mut self, what: &str, mut flex: impl FnMut() -> Result<Vec<f32>>, tract: &TractGraph) -> Result<()> {
+    fn compare(&mut self, what: &str, mut flex: impl FnMut() -> Result<Vec<f32>>, tract: &TractCase) -> Result<()> {
         let ours = flex()?;
         let theirs = tract.run()?;
         if ours.len() != theirs.len() {

@@ -18,6 +18,7 @@
 //! Phone energy is computed from the measured times with the paper's power model:
 //! `PM·TM + P_u·TU`, `P_u = α·t_u + β` (§3.1, Table 3); nothing here measures power.
 
+use crate::engine::Engine;
 use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
 use anyhow::{Context, Result, bail};
 use bottlenet_data::{Augment, DataSource, DatasetPair, embedded_subset};
@@ -68,6 +69,9 @@ pub struct DemoArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
+    /// Inference engine: tract (CPU, the default with --device flex) or burn (on --device).
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
     /// Folder holding the paper's device profiles (paper-tx2-mobile.json, paper-1080ti-cloud.json,
     /// paper-resnet50-results.json), shown beside the measured table.
     #[arg(long, default_value = "profiles")]
@@ -252,6 +256,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
     };
     let device = super::device_ready(args.device)?.device()?;
+    let engine = Engine::resolve(args.engine, args.device)?;
     if !args.bundle.join(bottlenet_model::MANIFEST_FILE).is_file() {
         bail!("no model bundle at {} (run from the repository root, or pass --bundle DIR)", args.bundle.display());
     }
@@ -284,7 +289,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let (results, sweep): (TrainingResults, _) = results_with_baseline(&args.bundle, &baseline, &data, n, args.tolerance)?;
     let cloud_quality = honest_cloud_only(&sweep, baseline_accuracy, args.tolerance).map_or(90, |p| p.quality);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let measure = |role| super::profile::Measure { role, runs: args.profile_runs, input_quality: cloud_quality, load: 0, threads, mobile_power_w: Some(args.mobile_power_w), device: args.device, wire_tls: false };
+    let measure = |role| super::profile::Measure { role, runs: args.profile_runs, input_quality: cloud_quality, load: 0, threads, mobile_power_w: Some(args.mobile_power_w), device: args.device, engine, wire_tls: false };
     let mobile_profile = super::profile::measure(&args.bundle, full.clone(), &data, &measure(Role::Mobile))?;
     let cloud_profile = super::profile::measure(&args.bundle, full.clone(), &data, &measure(Role::Cloud))?;
     let costs = CandidateCosts::join(&results, &mobile_profile, &cloud_profile)?;
@@ -299,9 +304,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     // 2. The server on loopback, every split's tail plus the full network for cloud-only.
     let cloud = Bundle::load_cloud(&args.bundle, &device)?;
-    let server_model = BundleCloud::new(cloud, device.clone()).with_network(Some((*full).clone()));
+    let server_model = BundleCloud::new(cloud, device.clone()).with_network(Some((*full).clone())).with_engine(engine)?;
     let mobile = Bundle::load_mobile(&args.bundle, &device)?;
-    let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(mobile, device).with_network(Some((*full).clone())));
+    let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(mobile, device).with_network(Some((*full).clone())).with_engine(engine)?);
     let images: Vec<(Image, usize)> = (0..n).map(|i| test_image(&data, i)).collect::<Result<_>>()?;
     let warmup = 5;
     let plans: Vec<Plan<'_>> = selections.iter().map(|(p, s)| (*p, s, setups(s, args.target))).collect();

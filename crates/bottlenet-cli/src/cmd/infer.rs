@@ -1,6 +1,7 @@
 //! `bottlenet infer`: the phone half of a bundle against a running server, over the dataset's
 //! test images; prints accuracy, bytes sent, latency percentiles and which path served how many.
 
+use crate::engine::Engine;
 use crate::record::SavingPhone;
 use crate::serving::BundlePhone;
 use crate::slower_phone::SlowerPhone;
@@ -101,6 +102,9 @@ pub struct InferArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
+    /// Inference engine: tract (CPU, the default with --device flex) or burn (on --device).
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
 }
 
 /// Algorithm 1 as a run-time policy (paper §3.4): the candidates' costs from the results and
@@ -153,12 +157,14 @@ pub fn run(args: InferArgs) -> Result<()> {
         bail!("--every-ms must be at least 1 (or leave it out to send each image as soon as the last answered)");
     }
     let device = super::device_ready(args.device)?.device()?;
+    let engine = Engine::resolve(args.engine, args.device)?;
     let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {}", args.bundle.display()))?;
     let manifest = mobile.manifest.clone();
     // The server halves too, so the phone can answer alone (mobile-only, and fallback).
     let cloud = Bundle::load_cloud(&args.bundle, &device).with_context(|| format!("loading {} for the mobile-only path", args.bundle.display()))?;
     let network = Bundle::load_full(&args.bundle, &device).with_context(|| format!("loading the full network of {}", args.bundle.display()))?;
-    let phone = BundlePhone::new(mobile, device).with_full(cloud).with_network(network);
+    let phone = BundlePhone::new(mobile, device).with_full(cloud).with_network(network).with_engine(engine).with_context(|| format!("preparing {} on {engine}", args.bundle.display()))?;
+    tracing::info!(engine = %engine.describe(), "inference engine");
     let mode = match args.split.as_deref() {
         Some(bottlenet_runtime::CLOUD_ONLY) => SplitMode::CloudOnly,
         Some(bottlenet_runtime::MOBILE_ONLY) => SplitMode::MobileOnly,

@@ -3,7 +3,7 @@
 
 #[cfg(feature = "full")]
 pub mod bench;
-#[cfg(feature = "tract")]
+#[cfg(all(feature = "full", feature = "tract"))]
 pub mod bench_engines;
 #[cfg(feature = "full")]
 pub mod codec;
@@ -88,11 +88,13 @@ pub fn device_ready(choice: DeviceChoice) -> Result<DeviceChoice> {
     Ok(choice)
 }
 
-/// How a profile or report names the engine: the CPU (and threads) for flex, the adapter for a GPU.
-pub fn engine_name(choice: DeviceChoice, threads: usize) -> String {
-    match choice {
-        DeviceChoice::Flex => format!("{} ({threads} threads, burn flex CPU backend)", profile::cpu_name()),
-        other => match other.device() {
+/// How a profile or report names the engine: the CPU (and threads) and tract or burn flex on the
+/// CPU, the adapter for a GPU.
+pub fn engine_name(choice: DeviceChoice, engine: crate::engine::Engine, threads: usize) -> String {
+    match (choice, engine) {
+        (DeviceChoice::Flex, crate::engine::Engine::Tract) => format!("{} ({threads} threads, {})", profile::cpu_name(), engine.describe()),
+        (DeviceChoice::Flex, _) => format!("{} ({threads} threads, burn flex CPU backend)", profile::cpu_name()),
+        (other, _) => match other.device() {
             Ok(device) => format!("burn {other}: {}", bottlenet_model::device::describe(other, &device)),
             Err(e) => format!("burn {other} ({e})"),
         },

@@ -16,10 +16,10 @@
 
 use anyhow::{Context, Result, bail};
 use bottlenet_codec::photo::{ChromaSampling, PhotoJpeg};
+use crate::serving::BundlePhone;
 #[cfg(feature = "server")]
-use bottlenet_codec::photo::decode_photo;
-#[cfg(feature = "server")]
-use crate::serving::{BundleCloud, BundlePhone, LoopbackServer};
+use crate::serving::{BundleCloud, LoopbackServer};
+use crate::engine::Engine;
 use bottlenet_data::{Augment, DatasetPair};
 use bottlenet_model::{BottleNet, Bundle, CodecMode, DeviceChoice, FoldBatchNorm};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -67,6 +67,9 @@ pub struct ProfileArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
+    /// Inference engine: tract (CPU, the default with --device flex) or burn (on --device).
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
     /// With --role cloud: the transport's bytes per image beyond the payload, in place of the
     /// one the profile measures itself (a real client on loopback, the kernel's TCP counters of
     /// its socket); e.g. what `scripts/netem.sh` counted at a phone's interface (its rows'
@@ -120,6 +123,8 @@ pub struct Measure {
     pub mobile_power_w: Option<f64>,
     /// The engine the model runs on (named in the profile's `device`).
     pub device: DeviceChoice,
+    /// What runs the halves on `device` (named in the profile's `device` too).
+    pub engine: Engine,
     /// A cloud profile's real requests go over TLS (a throwaway certificate), as a remote
     /// phone's must; off: plain text, as on loopback.
     #[cfg_attr(not(feature = "server"), allow(dead_code))]
@@ -190,45 +195,55 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
     // The cloud-only upload: the photo as a phone sends it (colour JPEG 4:2:0; DESIGN §1).
     let input_codec = PhotoJpeg { quality: m.input_quality, sampling: ChromaSampling::Yuv420 };
     let photo = raw.image.planar();
+    // The dataset image (HWC) as the runtime's CHW image (what `infer` sends).
+    #[cfg_attr(not(any(feature = "phone", feature = "server")), allow(unused_variables))]
+    let rt_image = bottlenet_runtime::Image::new(channels, height, width, photo.clone())?;
     let measured = (|| -> Result<()> {
         match m.role {
             #[cfg(feature = "phone")]
             Role::Mobile => {
-                let mobile = Bundle::load_mobile(bundle, &device)?.fold_batch_norms();
-                for j in mobile.splits().collect::<Vec<_>>() {
-                    let half = mobile.half(j).context("missing half")?;
-                    let samples = time_ms(m.runs, || half.encode(image()).map(drop).map_err(Into::into))?;
-                    entries.push(summarize(&format!("RB{j}"), samples));
+                // As `infer` runs it: the image checked and normalised, the head on the engine,
+                // eq. 1's quantizer, tiling, codec and frame.
+                use bottlenet_runtime::PhoneHalf as _;
+                let phone = BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device.clone()).with_network(Some((*baseline).clone())).with_engine(m.engine)?;
+                for split in phone.splits() {
+                    let samples = time_ms(m.runs, || phone.encode(&split, &rt_image).map(drop).map_err(Into::into))?;
+                    entries.push(summarize(&split, samples));
                 }
                 let samples = time_ms(m.runs, || input_codec.encode(channels, height, width, &photo).map(drop).map_err(Into::into))?;
                 entries.push(summarize("cloud-only", samples));
-                let samples = time_ms(m.runs, || baseline.forward(image(), CodecMode::None).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
+                let samples = time_ms(m.runs, || phone.full(&rt_image).map(drop).map_err(Into::into))?;
                 entries.push(summarize("mobile-only", samples));
             }
             #[cfg(feature = "server")]
             Role::Cloud => {
-                let mobile = Bundle::load_mobile(bundle, &device)?.fold_batch_norms();
-                let cloud = Bundle::load_cloud(bundle, &device)?.fold_batch_norms();
-                for j in cloud.splits().collect::<Vec<_>>() {
-                    let frames = mobile.half(j).context("missing phone half")?.encode(image())?;
-                    let half = cloud.half(j).context("missing half")?;
-                    let samples = time_ms(m.runs, || half.decode(&frames).map(|logits| drop(logits.into_data())).map_err(Into::into))?;
-                    entries.push(summarize(&format!("RB{j}"), samples));
+                // As the server's workers run it: the frame checked against its split and decoded,
+                // the tail on the engine; cloud-only: the photo decoded, the network.
+                use bottlenet_runtime::{CloudHalf as _, PhoneHalf as _};
+                let phone = BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device.clone()).with_engine(m.engine)?;
+                let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some((*baseline).clone())).with_engine(m.engine)?;
+                for split in cloud.splits() {
+                    let frame = phone.encode(&split, &rt_image)?;
+                    let (Some(shape), Some(params)) = (cloud.feature_shape(&split), cloud.codec_params(&split)) else { bail!("the bundle lacks the server half of {split}") };
+                    let spec = bottlenet_codec::FrameSpec { shape, params };
+                    let samples = time_ms(m.runs, || {
+                        let features = bottlenet_codec::decode_with(&frame, &spec)?;
+                        cloud.tail(&split, &[features])?;
+                        Ok(())
+                    })?;
+                    entries.push(summarize(&split, samples));
                 }
                 let file = input_codec.encode(channels, height, width, &photo)?;
-                let norm = data.test.normalization();
-                let plane = height * width;
                 let samples = time_ms(m.runs, || {
-                    let pixels = decode_photo(&file, channels, height, width)?.iter().enumerate().map(|(i, &p)| norm.apply(i / plane, p)).collect();
-                    let input = input_tensor(pixels, [channels, height, width], &device);
-                    baseline.forward(input, CodecMode::None)?.into_data();
+                    let input = cloud.decode_image(&file)?;
+                    cloud.full(&[input])?;
                     Ok(())
                 })?;
                 entries.push(summarize("cloud-only", samples));
                 entries.push(ProfileEntry { name: "mobile-only".into(), median_ms: 0.0, p90_ms: 0.0, samples: 0 });
                 if let Some(first) = entries.first().filter(|e| e.name.starts_with("RB")) {
                     let (split, tc) = (first.name.clone(), first.median_ms);
-                    let served = serving_overheads(bundle, &baseline, &raw, &split, m.runs, m.wire_tls)?;
+                    let served = serving_overheads(bundle, &baseline, &raw, &split, m.runs, m.wire_tls, m.engine)?;
                     overhead = Some((served.round_trip_ms - tc).max(0.0));
                     wire = Some(served.wire);
                 }
@@ -247,7 +262,7 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
 
     let profile = Profile {
         format: bottlenet_partition::profile::PROFILE_FORMAT,
-        device: super::engine_name(m.device, m.threads),
+        device: super::engine_name(m.device, m.engine, m.threads),
         role: m.role,
         threads: m.threads as u32,
         load_level: m.load,
@@ -309,11 +324,11 @@ struct ServingOverheads {
 /// ([`crate::wire_meter`]) give every byte that left it; less the payloads, per image, that is
 /// the transport's overhead (issue 14: Algorithm 1's `TU` counts what leaves the interface).
 #[cfg(feature = "server")]
-fn serving_overheads(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_data::RawSample, split: &str, runs: usize, tls: bool) -> Result<ServingOverheads> {
+fn serving_overheads(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_data::RawSample, split: &str, runs: usize, tls: bool, engine: Engine) -> Result<ServingOverheads> {
     use bottlenet_runtime::{Client, ClientOptions, ClientTls, CloudHalf as _, PhoneHalf, ServerConfig, SplitMode, TlsIdentity};
     let device = baseline.device();
-    let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some(baseline.clone()));
-    let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device));
+    let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some(baseline.clone())).with_engine(engine)?;
+    let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device).with_engine(engine)?);
     // The dataset image (HWC) as the runtime's CHW image (what `infer` sends).
     let image = bottlenet_runtime::Image::new(raw.image.channels, raw.image.height, raw.image.width, raw.image.planar())?;
     let mut options = ClientOptions::new(SplitMode::Fixed(split.to_string()));
@@ -365,6 +380,7 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the inference thread count")?;
     role_built(args.role)?;
     let device = super::device_ready(args.device)?.device()?;
+    let engine = Engine::resolve(args.engine, args.device)?;
     let (data, _) = super::open_bundle_data(args.data.as_deref(), &Bundle::read_manifest(&args.bundle)?)?;
     #[cfg(feature = "full")]
     let explicit = args.baseline.as_deref();
@@ -372,7 +388,7 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let explicit = None;
     // Timed as it serves: BatchNorm folded into the convolutions.
     let baseline = Arc::new(baseline_network(&args.bundle, explicit, &device)?.fold_batch_norms());
-    let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w, device: args.device, wire_tls: args.wire_tls == "on" };
+    let setup = Measure { role: args.role, runs: args.runs, input_quality: args.input_quality, load: args.load, threads, mobile_power_w: args.mobile_power_w, device: args.device, engine, wire_tls: args.wire_tls == "on" };
     let mut profile = measure(&args.bundle, baseline, &data, &setup)?;
     if let Some(bytes) = args.wire_overhead_bytes {
         if args.role != Role::Cloud {

@@ -1,6 +1,7 @@
 //! `bottlenet serve`: the cloud half of a bundle over gRPC (paper §3.1), every split's
 //! restoration + tail, plus the whole network for the cloud-only path.
 
+use crate::engine::Engine;
 use crate::serving::BundleCloud;
 use anyhow::{Context, Result};
 use bottlenet_model::{Bundle, DeviceChoice};
@@ -54,6 +55,9 @@ pub struct ServeArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
+    /// Inference engine: tract (CPU, the default with --device flex) or burn (on --device).
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
 }
 
 /// The server configuration of `args`, checked (the address rule included) before any model
@@ -89,6 +93,7 @@ fn server_config(args: &ServeArgs) -> Result<ServerConfig> {
 pub fn run(args: ServeArgs) -> Result<()> {
     let config = server_config(&args)?;
     let device = super::device_ready(args.device)?.device()?;
+    let engine = Engine::resolve(args.engine, args.device)?;
     let cloud = Bundle::load_cloud(&args.bundle, &device).with_context(|| format!("loading the server halves of {}", args.bundle.display()))?;
     let network = Bundle::load_full(&args.bundle, &device).with_context(|| format!("loading the full network of {}", args.bundle.display()))?;
     let mut model = BundleCloud::new(cloud, device.clone()).with_network(network);
@@ -96,6 +101,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let mobile = Bundle::load_mobile(&args.bundle, &device).with_context(|| format!("loading the phone halves of {} (for cloud-only)", args.bundle.display()))?;
         model = model.with_full(mobile);
     }
+    let model = model.with_engine(engine).with_context(|| format!("preparing {} on {engine}", args.bundle.display()))?;
+    tracing::info!(engine = %engine.describe(), "inference engine");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let (tls, token_required) = (config.tls.is_some(), config.token.is_some());
     runtime.block_on(async move {

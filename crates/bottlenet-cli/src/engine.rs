@@ -1,0 +1,53 @@
+//! Which engine runs a bundle's halves for inference (`--engine` of `serve`, `infer`, `profile`,
+//! `demo` and `bench`): tract on the CPU by default where the build has it (cargo feature
+//! `tract`, [`crate::tract_engine`]), else burn on `--device`. Training always runs on burn.
+
+/// The tract release the engine is built on: the exact `=` pin of `tract-onnx` in the workspace's
+/// Cargo.toml (change both together).
+pub const TRACT_VERSION: &str = "0.23.9";
+
+/// Which engine runs a bundle's halves for inference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// tract on the CPU: the exported ONNX graphs (the default on `--device flex`).
+    Tract,
+    /// burn on `--device` (flex, wgpu, cuda, ndarray): the modules as trained.
+    Burn,
+}
+
+impl Engine {
+    /// `requested`, else tract on the CPU (flex) and burn on any other device. tract runs only on
+    /// the CPU, so `--engine tract` with a GPU device is refused in one line.
+    pub fn resolve(requested: Option<Engine>, device: bottlenet_model::DeviceChoice) -> anyhow::Result<Engine> {
+        let on_cpu = device == bottlenet_model::DeviceChoice::Flex;
+        match requested {
+            Some(Engine::Tract) if !on_cpu => {
+                anyhow::bail!("--engine tract runs on the CPU only; pass --device flex with it, or --engine burn to run on {device}")
+            }
+            Some(Engine::Tract) if !cfg!(feature = "tract") => {
+                anyhow::bail!("--engine tract is not compiled into this binary; rebuild with `--features tract` or pass --engine burn")
+            }
+            Some(engine) => Ok(engine),
+            None if on_cpu && cfg!(feature = "tract") => Ok(Engine::Tract),
+            None => Ok(Engine::Burn),
+        }
+    }
+
+    /// How reports and logs name it.
+    pub fn describe(self) -> String {
+        match self {
+            Engine::Tract => format!("tract {TRACT_VERSION} (exported ONNX halves, BatchNorm folded)"),
+            Engine::Burn => "burn".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Tract => "tract",
+            Engine::Burn => "burn",
+        })
+    }
+}
+

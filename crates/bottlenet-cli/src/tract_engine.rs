@@ -1,0 +1,99 @@
+//! The inference engine `serve`, `infer`, `profile`, `demo` and `bench` run by default on the CPU
+//! (cargo feature `tract`): each half of the bundle, BatchNorm folded, exported to ONNX in memory
+//! exactly as `bottlenet export` writes it (docs/onnx.md), and run by tract, the pure-Rust ONNX
+//! engine. It was measured 1.3–1.5× faster than burn flex on ResNet-50's halves and the full
+//! network, with outputs within 2.3e-6 of flex's scale (docs/engines.md, `bench --only engines`).
+//!
+//! Invariant: a graph is planned for batch 1 (tract's optimiser packs and fuses much better for a
+//! fixed shape: measured 0.6–0.9× flex with the batch axis left symbolic, docs/engines.md), and a
+//! batch runs sample by sample through that one plan (one copy of the packed weights).
+//!
+//! Training, the GPUs and `--engine burn` stay on burn; this module only runs what burn trained.
+//! Which engine a command runs is [`crate::engine::Engine`].
+
+use bottlenet_model::onnx::OnnxModel;
+use bottlenet_runtime::{Error, Result};
+use std::sync::Arc;
+use tract_linalg::multithread::Executor;
+use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, Tensor as TractTensor, TypedRunnableModel, tvec};
+
+/// One exported graph, optimised and planned by tract, batch axis symbolic.
+#[derive(Clone)]
+pub struct TractGraph {
+    plan: Arc<TypedRunnableModel>,
+    /// The input's shape without the batch axis, e.g. `[3, 224, 224]`.
+    sample_shape: Vec<usize>,
+    /// e.g. `bottlenet-resnet50-RB1-cloud`, for errors.
+    name: String,
+}
+
+impl std::fmt::Debug for TractGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TractGraph").field("name", &self.name).field("sample_shape", &self.sample_shape).finish()
+    }
+}
+
+impl TractGraph {
+    /// Parses, optimises and plans `model`, whose one input is `[batch, fixed axes…]`. Its
+    /// matrix products run on rayon's global pool (the one flex and `--threads` use) when that
+    /// pool has more than one thread.
+    pub fn load(model: &OnnxModel) -> Result<Self> {
+        let name = format!(
+            "{} {} graph",
+            model.metadata("bottlenet.arch").unwrap_or("exported"),
+            model.metadata("bottlenet.half").unwrap_or("model")
+        );
+        let sample_shape = match model.inputs().as_slice() {
+            [input] if input.dims.first() == Some(&None) && input.dims.len() > 1 => {
+                input.dims[1..].iter().map(|d| d.ok_or_else(|| Error::Model(format!("{name}: only the batch axis may be symbolic")))).collect::<Result<Vec<_>>>()?
+            }
+            _ => return Err(Error::Model(format!("{name}: expected one input with a symbolic batch axis"))),
+        };
+        let bytes = model.to_bytes();
+        let executor = if rayon::current_num_threads() > 1 { Executor::RayonGlobal } else { Executor::SingleThread };
+        let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
+        let mut fixed = vec![1usize];
+        fixed.extend_from_slice(&sample_shape);
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .and_then(|m| m.with_input_fact(0, f32::fact(&fixed).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable_with_options(&options))
+            .map_err(|e| Error::Model(format!("tract could not load the exported graph {name}: {e:#}")))?;
+        Ok(Self { plan, sample_shape, name })
+    }
+
+    /// Runs `n` samples laid end to end in `input` (row-major `[n, sample_shape…]`), one at a
+    /// time through the batch-1 plan: the outputs laid end to end, and their shape (`[n, …]`).
+    pub fn run(&self, n: usize, input: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>)> {
+        let per_sample: usize = self.sample_shape.iter().product();
+        if n == 0 || input.len() != n * per_sample {
+            return Err(Error::InvalidArgument(format!("{} takes [{n}, {:?}] inputs, got {} values", self.name, self.sample_shape, input.len())));
+        }
+        let mut shape = vec![1usize];
+        shape.extend_from_slice(&self.sample_shape);
+        let (mut out_shape, mut values) = (Vec::new(), Vec::new());
+        for sample in input.chunks(per_sample) {
+            let tensor = TractTensor::from_shape(&shape, sample).map_err(|e| Error::Model(format!("building {}'s input: {e:#}", self.name)))?;
+            let outputs = self.plan.run(tvec!(tensor.into())).map_err(|e| Error::Model(format!("tract failed to run {}: {e:#}", self.name)))?;
+            let first = outputs.first().ok_or_else(|| Error::Model(format!("{} returned no output", self.name)))?;
+            let view = first.to_plain_array_view::<f32>().map_err(|e| Error::Model(format!("reading {}'s output: {e:#}", self.name)))?;
+            values.extend(view.iter().copied());
+            out_shape = first.shape().to_vec();
+        }
+        if let Some(batch) = out_shape.first_mut() {
+            *batch = n;
+        }
+        Ok((out_shape, values))
+    }
+
+    /// [`run`](Self::run) for graphs whose output is `[n, k]` logits: one vector per sample.
+    pub fn logits(&self, n: usize, input: Vec<f32>) -> Result<Vec<Vec<f32>>> {
+        let (shape, values) = self.run(n, input)?;
+        let k = match shape.as_slice() {
+            [rows, k] if *rows == n => *k,
+            _ => return Err(Error::Model(format!("{} returned shape {shape:?}, expected [{n}, classes]", self.name))),
+        };
+        Ok(values.chunks(k.max(1)).map(<[f32]>::to_vec).collect())
+    }
+}
