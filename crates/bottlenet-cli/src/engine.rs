@@ -51,3 +51,19 @@ impl std::fmt::Display for Engine {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bottlenet_model::DeviceChoice;
+
+    #[test]
+    fn the_cpu_defaults_to_tract_where_built_and_a_gpu_to_burn() {
+        let cpu = Engine::resolve(None, DeviceChoice::Flex).unwrap();
+        assert_eq!(cpu, if cfg!(feature = "tract") { Engine::Tract } else { Engine::Burn });
+        assert_eq!(Engine::resolve(None, DeviceChoice::Wgpu).unwrap(), Engine::Burn);
+        assert_eq!(Engine::resolve(Some(Engine::Burn), DeviceChoice::Flex).unwrap(), Engine::Burn);
+        let refused = Engine::resolve(Some(Engine::Tract), DeviceChoice::Cuda).unwrap_err().to_string();
+        assert!(refused.contains("--device flex") && !refused.contains('\n'), "{refused}");
+    }
+}

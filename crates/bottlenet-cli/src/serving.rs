@@ -352,7 +352,7 @@ impl BundlePhone {
     }
 
     /// Head + reduction of `split` on one image: eq. 1's input, as a host tensor.
-    fn features(&self, split: &str, image: &Image) -> Result<FeatureTensor> {
+    pub fn features(&self, split: &str, image: &Image) -> Result<FeatureTensor> {
         let manifest = &self.mobile.manifest;
         #[cfg(feature = "tract")]
         if let Some(graph) = self.tract.halves.get(split) {

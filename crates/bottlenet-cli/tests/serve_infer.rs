@@ -7,6 +7,13 @@
 #[allow(dead_code)]
 #[path = "../src/serving.rs"]
 mod serving;
+#[allow(dead_code)]
+#[path = "../src/engine.rs"]
+mod engine;
+#[cfg(feature = "tract")]
+#[allow(dead_code)]
+#[path = "../src/tract_engine.rs"]
+mod tract_engine;
 
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, Normalization, SplitStats};
 use bottlenet_runtime::proto::InferRequest;
@@ -171,4 +178,49 @@ async fn run() {
 
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
+}
+
+/// The CPU's default engine (tract, the exported graphs) answers as burn flex does on the shipped
+/// bundle's real test images: the server tail on the same frames, the cloud-only and mobile-only
+/// networks, and the phone head before eq. 1's quantizer.
+#[cfg(feature = "tract")]
+#[test]
+fn tract_engine_gives_burns_answers_on_the_shipped_bundle() {
+    use bottlenet_data::{Augment, embedded_subset};
+    use engine::Engine;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fashion-compact");
+    let device = DeviceChoice::Flex.device().unwrap();
+    let network = || Bundle::load_full(&dir, &device).unwrap();
+    let clouds = [Engine::Burn, Engine::Tract].map(|e| {
+        BundleCloud::new(Bundle::load_cloud(&dir, &device).unwrap(), device.clone()).with_network(network()).with_engine(e).unwrap()
+    });
+    let phones = [Engine::Burn, Engine::Tract].map(|e| {
+        BundlePhone::new(Bundle::load_mobile(&dir, &device).unwrap(), device.clone()).with_network(network()).with_engine(e).unwrap()
+    });
+    let split = "RB1";
+    let spec = bottlenet_codec::FrameSpec { shape: clouds[0].feature_shape(split).unwrap(), params: clouds[0].codec_params(split).unwrap() };
+    let data = embedded_subset().unwrap();
+    let (mut identical, images) = (0, 16);
+    for i in 0..images {
+        let raw = data.test.raw(i, Augment::Eval).unwrap();
+        let image = Image::new(raw.image.channels, raw.image.height, raw.image.width, raw.image.planar()).unwrap();
+        let frames = [phones[0].encode(split, &image).unwrap(), phones[1].encode(split, &image).unwrap()];
+        identical += usize::from(frames[0] == frames[1]);
+        // The head's output (eq. 1's input) agrees within 1e-4 of its scale.
+        let [burn_f, tract_f] = [&phones[0], &phones[1]].map(|p| p.features(split, &image).unwrap());
+        let scale = burn_f.data.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let diff = max_abs_diff(&burn_f.data, &tract_f.data);
+        assert!(diff <= 1e-4 * scale, "image {i}: the phone head differs by {diff} (scale {scale}) between burn and tract");
+        let burn_z = bottlenet_codec::decode_with(&frames[0], &spec).unwrap();
+        let tails = [clouds[0].tail(split, &[burn_z.clone()]).unwrap(), clouds[1].tail(split, &[burn_z]).unwrap()];
+        let diff = max_abs_diff(&tails[0][0], &tails[1][0]);
+        assert!(diff <= 1e-4, "image {i}: the server tail differs by {diff} between burn and tract");
+        let fulls = [phones[0].full(&image).unwrap(), phones[1].full(&image).unwrap()];
+        assert!(max_abs_diff(&fulls[0], &fulls[1]) <= 1e-4, "image {i}: mobile-only differs between engines");
+        let photo = phones[0].jpeg_input(&image, 90).unwrap();
+        let inputs = [clouds[0].decode_image(&photo).unwrap(), clouds[1].decode_image(&photo).unwrap()];
+        let clouds_full = [clouds[0].full(&inputs[..1]).unwrap(), clouds[1].full(&inputs[1..]).unwrap()];
+        assert!(max_abs_diff(&clouds_full[0][0], &clouds_full[1][0]) <= 1e-4, "image {i}: cloud-only differs between engines");
+    }
+    eprintln!("{identical} of {images} RB1 frames byte-identical between the burn and tract phones");
 }

@@ -1,5 +1,5 @@
 //! The exported ONNX graphs in tract, the pure-Rust engine of cargo feature `tract`
-//! (`cargo test --release -p bottlenet-cli --features tract --test tract`): the shipped bundle's
+//! (a default feature, so the README's test command runs it): the shipped bundle's
 //! phone half, server half and full network, as `bottlenet export` writes them, give flex's outputs
 //! within 1e-4 on real test images; and `bench --only engines` reports both engines side by side.
 #![cfg(feature = "tract")]

@@ -15,6 +15,13 @@
 #[allow(dead_code)]
 #[path = "../src/serving.rs"]
 mod serving;
+#[allow(dead_code)]
+#[path = "../src/engine.rs"]
+mod engine;
+#[cfg(feature = "tract")]
+#[allow(dead_code)]
+#[path = "../src/tract_engine.rs"]
+mod tract_engine;
 
 use bottlenet_data::{Augment, Dataset, embedded_subset};
 use bottlenet_model::{Bundle, CodecMode, DeviceChoice};
