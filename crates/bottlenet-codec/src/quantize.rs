@@ -25,8 +25,12 @@ pub fn check_bits(bits: u8) -> Result<()> {
 
 /// Quantizes `values` with eq. (1).
 ///
+/// `min` and `max` are the tensor's extremes widened outward onto the [`SNAP_BITS`] grid
+/// ([`snap_range`]), so that a phone on another ISA, whose head computes the extremes a few ULP
+/// apart, still sends the same side information (issue 14: byte-identical frames across ISAs).
+///
 /// Invariants: every level is `≤ 2ⁿ−1`; `|dequantize(q) − F| ≤ step/2` (up to f32 rounding) with
-/// `step = (max − min)/(2ⁿ−1)`; a constant tensor (`max == min`) maps to all-zero levels and
+/// `step = (max − min)/(2ⁿ−1)` of the sent (snapped) min and max; a constant tensor (`max == min`) maps to all-zero levels and
 /// dequantizes back to exactly that constant. NaN or ±∞ is an error, not garbage. The result is
 /// bit for bit that of a plain left-to-right loop with `f64::round` (`reference_quantize` in
 /// `tests/properties.rs`); the loops here are only shaped so that the compiler vectorizes them.
@@ -35,6 +39,7 @@ pub fn quantize(values: &[f32], bits: u8) -> Result<Quantized> {
     let Some((min, max)) = finite_range(values)? else {
         return Ok(Quantized { bits, min: 0.0, max: 0.0, levels: Vec::new() });
     };
+    let (min, max) = snap_range(min, max);
     let top = f64::from(max_level(bits));
     // f64 keeps (max − min) finite even when the f32 range would overflow (e.g. −3e38..3e38).
     let range = f64::from(max) - f64::from(min);
@@ -45,6 +50,37 @@ pub fn quantize(values: &[f32], bits: u8) -> Result<Quantized> {
         vec![0; values.len()]
     };
     Ok(Quantized { bits, min, max, levels })
+}
+
+/// Significant bits eq. 1's min and max keep (bfloat16's 8: the f32's low 16 bits are zero). A
+/// difference of a few ULP between two ISAs' extremes then changes the sent value only when a
+/// grid point lies between them (about 2⁻¹⁴ of values for 2 ULP), and the widened range makes the
+/// quantization step at most 2·2⁻⁷ ≈ 1.6 % coarser (far less when min is 0, as after a ReLU).
+pub const SNAP_BITS: u32 = 8;
+
+/// `(min, max)` widened outward to the nearest values with [`SNAP_BITS`] significant bits:
+/// `min` rounded toward −∞, `max` toward +∞. Zeros (either sign), a constant tensor
+/// (`min == max`, which must dequantize exactly) and a bound that would round past the finite
+/// range are left as they are.
+pub fn snap_range(min: f32, max: f32) -> (f32, f32) {
+    if min == max {
+        return (min, max);
+    }
+    (snap(min, false), snap(max, true))
+}
+
+/// `x` on the grid, rounded toward +∞ when `up`, else toward −∞.
+fn snap(x: f32, up: bool) -> f32 {
+    const LOW: u32 = (1 << (24 - SNAP_BITS)) - 1;
+    let bits = x.to_bits();
+    if bits & LOW == 0 {
+        return x;
+    }
+    // Truncating the low bits moves toward zero; away from zero is one grid step further out.
+    let toward_zero = bits & !LOW;
+    let away = x.is_sign_negative() != up;
+    let snapped = f32::from_bits(if away { toward_zero + LOW + 1 } else { toward_zero });
+    if snapped.is_finite() { snapped } else { x }
 }
 
 /// `x.round().clamp(0, top)` for finite `x ≥ 0` and `top ≤ 255`, without `f64::round` (a libm

@@ -44,6 +44,9 @@ fn reference_quantize(values: &[f32], bits: u8) -> Result<(f32, f32, Vec<u8>), E
     if values.is_empty() {
         return Ok((0.0, 0.0, Vec::new()));
     }
+    if min != max {
+        (min, max) = (reference_snap(min, false), reference_snap(max, true));
+    }
     let top = f64::from(max_level(bits));
     let range = f64::from(max) - f64::from(min);
     let levels = if range > 0.0 {
@@ -52,6 +55,22 @@ fn reference_quantize(values: &[f32], bits: u8) -> Result<(f32, f32, Vec<u8>), E
         vec![0; values.len()]
     };
     Ok((min, max, levels))
+}
+
+/// Naive reference for the side information's grid: `x` to a multiple of 2^(e − 7), `e` its
+/// binary exponent (2⁻¹²⁶ for subnormals), toward +∞ when `up`; past the f32 range it stays.
+fn reference_snap(x: f32, up: bool) -> f32 {
+    if x == 0.0 {
+        return x;
+    }
+    let exponent = f64::from(x.abs()).log2().floor().max(-126.0);
+    // log2 may land one off at an exact power of two; the grid is the same either side of it for
+    // every x the power itself (already on the grid) does not equal.
+    let step = 2f64.powf(exponent - 7.0);
+    let q = f64::from(x) / step;
+    let snapped = if up { q.ceil() } else { q.floor() } * step;
+    let snapped = snapped as f32;
+    if snapped.is_finite() { snapped } else { x }
 }
 
 /// Naive reference for eq. (1)'s inverse.
@@ -245,4 +264,28 @@ fn constant_tensor_round_trips_exactly_through_every_codec() {
         let back = decode(&encode(&tensor, &params).unwrap()).unwrap();
         assert_eq!(back.data, tensor.data, "{codec}");
     }
+}
+
+/// eq. 1's side information survives a few ULP of difference in the head's arithmetic (another
+/// ISA's kernels): two extremes 2 ULP apart snap to the same sent value unless a grid point lies
+/// between them, and the sent range always contains the tensor.
+#[test]
+fn nearby_extremes_snap_to_the_same_side_information() {
+    use bottlenet_codec::quantize::snap_range;
+    let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+    let (mut same, mut total) = (0, 0);
+    for _ in 0..20_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let max = 0.01 + (seed >> 40) as f32 / (1u64 << 24) as f32 * 50.0;
+        let min = -max / 3.0;
+        let (lo, hi) = snap_range(min, max);
+        assert!(lo <= min && hi >= max && lo.to_bits() & 0xffff == 0 && hi.to_bits() & 0xffff == 0, "{min} {max} -> {lo} {hi}");
+        let nudged = snap_range(f32::from_bits(min.to_bits() + 2), f32::from_bits(max.to_bits() + 2));
+        total += 1;
+        same += usize::from(nudged == (lo, hi));
+    }
+    // 2 ULP in 2^16: a grid point lies between about 2·2/2^16 of the time, for each of two bounds.
+    assert!(same as f64 >= 0.999 * total as f64, "{same} of {total} kept their side information");
 }
