@@ -180,6 +180,13 @@ impl BundleCloud {
             Engine::Tract => {
                 let halves = self.cloud.manifest.splits.iter().filter_map(|e| self.cloud.half(e.split).map(|h| (e.name.clone(), h)));
                 let tract = TractSide::load(halves, bottlenet_model::onnx::export_cloud, self.network.as_ref())?;
+                // burn's copies are not run any more once tract holds the network (the composed
+                // cloud-only path needs them only without one): free them (a ResNet-50 server
+                // otherwise holds every weight twice).
+                if tract.network.is_some() {
+                    let (cloud, mobile) = (self.cloud.retain_halves(|_| false), self.mobile.map(|m| m.retain_halves(|_| false)));
+                    return Ok(Self { tract, cloud, mobile, network: None, ..self });
+                }
                 Ok(Self { tract, ..self })
             }
             #[cfg(not(feature = "tract"))]
@@ -197,6 +204,14 @@ impl BundleCloud {
     pub fn with_full(mut self, mobile: MobileBundle) -> Self {
         self.mobile = Some(mobile.fold_batch_norms());
         self
+    }
+
+    /// Whether tract holds `split`'s half (always false without the `tract` feature).
+    fn has_tract_half(&self, split: &str) -> bool {
+        #[cfg(feature = "tract")]
+        return self.tract.halves.contains_key(split);
+        #[cfg(not(feature = "tract"))]
+        return { let _ = split; false };
     }
 
     fn half(&self, split: &str) -> Result<&ModelCloud> {
@@ -225,10 +240,14 @@ impl RtCloud for BundleCloud {
     }
 
     fn splits(&self) -> Vec<String> {
-        self.cloud.manifest.splits.iter().filter(|e| self.cloud.half(e.split).is_some()).map(|e| e.name.clone()).collect()
+        self.cloud.manifest.splits.iter().filter(|e| self.cloud.half(e.split).is_some() || self.has_tract_half(&e.name)).map(|e| e.name.clone()).collect()
     }
 
     fn feature_shape(&self, split: &str) -> Option<Shape> {
+        #[cfg(feature = "tract")]
+        if let Some(&[c, h, w]) = self.tract.halves.get(split).map(TractGraph::sample_shape) {
+            return Some(Shape::new(c, h, w));
+        }
         let [c, h, w] = self.half(split).ok()?.reduced_shape().ok()?;
         Some(Shape::new(c, h, w))
     }
@@ -238,7 +257,6 @@ impl RtCloud for BundleCloud {
     }
 
     fn tail(&self, split: &str, features: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
-        let half = self.half(split)?;
         let shape = self.feature_shape(split).ok_or_else(|| unknown_split(&self.cloud.manifest, split))?;
         if features.is_empty() {
             return Ok(Vec::new());
@@ -247,7 +265,7 @@ impl RtCloud for BundleCloud {
         if let Some(graph) = self.tract.halves.get(split) {
             return graph.logits(features.len(), flatten(features, shape)?);
         }
-        rows(half.logits(stack(features, shape, &self.device)?).map_err(Error::model)?)
+        rows(self.half(split)?.logits(stack(features, shape, &self.device)?).map_err(Error::model)?)
     }
 
     fn decode_image(&self, jpeg: &[u8]) -> Result<FeatureTensor> {
@@ -259,13 +277,16 @@ impl RtCloud for BundleCloud {
 
     fn full(&self, inputs: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
         let [c, h, w] = self.cloud.manifest.input_shape;
-        if let Some(net) = &self.network {
+        #[cfg(feature = "tract")]
+        if let Some(graph) = &self.tract.network {
             if inputs.is_empty() {
                 return Ok(Vec::new());
             }
-            #[cfg(feature = "tract")]
-            if let Some(graph) = &self.tract.network {
-                return graph.logits(inputs.len(), flatten(inputs, Shape::new(c, h, w))?);
+            return graph.logits(inputs.len(), flatten(inputs, Shape::new(c, h, w))?);
+        }
+        if let Some(net) = &self.network {
+            if inputs.is_empty() {
+                return Ok(Vec::new());
             }
             return run_network(net, stack(inputs, Shape::new(c, h, w), &self.device)?);
         }
@@ -318,6 +339,11 @@ impl BundlePhone {
             Engine::Tract => {
                 let heads = self.mobile.manifest.splits.iter().filter_map(|e| self.mobile.half(e.split).map(|h| (e.name.clone(), h)));
                 let tract = TractSide::load(heads, bottlenet_model::onnx::export_mobile, self.network.as_ref())?;
+                // As on the server: with the network in tract, burn's copies are never run.
+                if tract.network.is_some() {
+                    let (mobile, cloud) = (self.mobile.retain_halves(|_| false), self.cloud.map(|c| c.retain_halves(|_| false)));
+                    return Ok(Self { tract, mobile, cloud, network: None, ..self });
+                }
                 Ok(Self { tract, ..self })
             }
             #[cfg(not(feature = "tract"))]
@@ -337,6 +363,14 @@ impl BundlePhone {
     pub fn with_full(mut self, cloud: CloudBundle) -> Self {
         self.cloud = Some(cloud.fold_batch_norms());
         self
+    }
+
+    /// Whether tract holds `split`'s head (always false without the `tract` feature).
+    fn has_tract_half(&self, split: &str) -> bool {
+        #[cfg(feature = "tract")]
+        return self.tract.halves.contains_key(split);
+        #[cfg(not(feature = "tract"))]
+        return { let _ = split; false };
     }
 
     /// The normalised input tensor `[1, C, H, W]` of one image.
@@ -384,7 +418,7 @@ impl RtPhone for BundlePhone {
     }
 
     fn splits(&self) -> Vec<String> {
-        self.mobile.manifest.splits.iter().filter(|e| self.mobile.half(e.split).is_some()).map(|e| e.name.clone()).collect()
+        self.mobile.manifest.splits.iter().filter(|e| self.mobile.half(e.split).is_some() || self.has_tract_half(&e.name)).map(|e| e.name.clone()).collect()
     }
 
     fn encode(&self, split: &str, image: &Image) -> Result<Vec<u8>> {

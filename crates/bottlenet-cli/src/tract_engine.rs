@@ -63,6 +63,11 @@ impl TractGraph {
         Ok(Self { plan, sample_shape, name })
     }
 
+    /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
     /// Runs `n` samples laid end to end in `input` (row-major `[n, sample_shape…]`), one at a
     /// time through the batch-1 plan: the outputs laid end to end, and their shape (`[n, …]`).
     pub fn run(&self, n: usize, input: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>)> {

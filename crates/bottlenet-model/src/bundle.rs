@@ -270,6 +270,13 @@ impl<H> HalfBundle<H> {
         self.halves.keys().copied()
     }
 
+    /// The same bundle holding only the halves of the splits `keep` accepts (the manifest is
+    /// unchanged): e.g. a server that runs its halves in another engine frees burn's copies.
+    pub fn retain_halves(mut self, mut keep: impl FnMut(usize) -> bool) -> Self {
+        self.halves.retain(|&j, _| keep(j));
+        self
+    }
+
     /// The same bundle with `f` applied to every half (e.g. BatchNorm folding for inference).
     pub fn map_halves(self, mut f: impl FnMut(H) -> H) -> Self {
         Self { manifest: self.manifest, halves: self.halves.into_iter().map(|(j, h)| (j, f(h))).collect() }
