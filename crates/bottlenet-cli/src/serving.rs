@@ -138,18 +138,17 @@ struct TractSide {
 
 #[cfg(feature = "tract")]
 impl TractSide {
-    /// Exports each `(split name, half)` and the unsplit network with `export`/`export_full` and
-    /// plans them in tract.
-    fn load<'a, H: 'a>(halves: impl Iterator<Item = (String, &'a H)>, export: fn(&H) -> bottlenet_model::Result<bottlenet_model::onnx::OnnxModel>, network: Option<&BottleNet>) -> Result<Self> {
-        let mut side = TractSide::default();
-        for (name, half) in halves {
-            let graph = TractGraph::load(&export(half).map_err(Error::model)?)?;
-            side.halves.insert(name, graph);
-        }
-        if let Some(net) = network {
-            side.network = Some(TractGraph::load(&bottlenet_model::onnx::export_full(net).map_err(Error::model)?)?);
-        }
-        Ok(side)
+    /// Exports each `(split name, half)` with `export` and plans it in tract.
+    fn plan_halves<'a, H: 'a>(halves: impl Iterator<Item = (String, &'a H)>, export: fn(&H) -> bottlenet_model::Result<bottlenet_model::onnx::OnnxModel>) -> Result<std::collections::HashMap<String, TractGraph>> {
+        halves.map(|(name, half)| Ok((name, TractGraph::load(export(half).map_err(Error::model)?)?))).collect()
+    }
+
+    /// Exports the unsplit network and plans it in tract; burn's copy is dropped once exported,
+    /// so a ResNet-50 never holds four copies of its weights at once.
+    fn plan_network(network: BottleNet) -> Result<TractGraph> {
+        let onnx = bottlenet_model::onnx::export_full(&network).map_err(Error::model)?;
+        drop(network);
+        TractGraph::load(onnx)
     }
 }
 
@@ -179,15 +178,21 @@ impl BundleCloud {
             #[cfg(feature = "tract")]
             Engine::Tract => {
                 let halves = self.cloud.manifest.splits.iter().filter_map(|e| self.cloud.half(e.split).map(|h| (e.name.clone(), h)));
-                let tract = TractSide::load(halves, bottlenet_model::onnx::export_cloud, self.network.as_ref())?;
-                // burn's copies are not run any more once tract holds the network (the composed
-                // cloud-only path needs them only without one): free them (a ResNet-50 server
-                // otherwise holds every weight twice).
-                if tract.network.is_some() {
-                    let (cloud, mobile) = (self.cloud.retain_halves(|_| false), self.mobile.map(|m| m.retain_halves(|_| false)));
-                    return Ok(Self { tract, cloud, mobile, network: None, ..self });
-                }
-                Ok(Self { tract, ..self })
+                let halves = TractSide::plan_halves(halves, bottlenet_model::onnx::export_cloud)?;
+                let mut this = self;
+                // burn's copies are never run once tract holds the network (the composed
+                // cloud-only path needs them only without one): free them before planning it, so
+                // a ResNet-50 server does not hold every weight twice.
+                let network = match this.network.take() {
+                    Some(net) => {
+                        this.cloud = this.cloud.retain_halves(|_| false);
+                        this.mobile = this.mobile.map(|m| m.retain_halves(|_| false));
+                        Some(TractSide::plan_network(net)?)
+                    }
+                    None => None,
+                };
+                this.tract = TractSide { halves, network };
+                Ok(this)
             }
             #[cfg(not(feature = "tract"))]
             Engine::Tract => Err(Error::InvalidArgument("tract is not compiled into this binary".into())),
@@ -338,13 +343,19 @@ impl BundlePhone {
             #[cfg(feature = "tract")]
             Engine::Tract => {
                 let heads = self.mobile.manifest.splits.iter().filter_map(|e| self.mobile.half(e.split).map(|h| (e.name.clone(), h)));
-                let tract = TractSide::load(heads, bottlenet_model::onnx::export_mobile, self.network.as_ref())?;
+                let halves = TractSide::plan_halves(heads, bottlenet_model::onnx::export_mobile)?;
+                let mut this = self;
                 // As on the server: with the network in tract, burn's copies are never run.
-                if tract.network.is_some() {
-                    let (mobile, cloud) = (self.mobile.retain_halves(|_| false), self.cloud.map(|c| c.retain_halves(|_| false)));
-                    return Ok(Self { tract, mobile, cloud, network: None, ..self });
-                }
-                Ok(Self { tract, ..self })
+                let network = match this.network.take() {
+                    Some(net) => {
+                        this.mobile = this.mobile.retain_halves(|_| false);
+                        this.cloud = this.cloud.map(|c| c.retain_halves(|_| false));
+                        Some(TractSide::plan_network(net)?)
+                    }
+                    None => None,
+                };
+                this.tract = TractSide { halves, network };
+                Ok(this)
             }
             #[cfg(not(feature = "tract"))]
             Engine::Tract => Err(Error::InvalidArgument("tract is not compiled into this binary".into())),

@@ -37,7 +37,7 @@ impl TractGraph {
     /// Parses, optimises and plans `model`, whose one input is `[batch, fixed axes…]`. Its
     /// matrix products run on rayon's global pool (the one flex and `--threads` use) when that
     /// pool has more than one thread.
-    pub fn load(model: &OnnxModel) -> Result<Self> {
+    pub fn load(model: OnnxModel) -> Result<Self> {
         let name = format!(
             "{} {} graph",
             model.metadata("bottlenet.arch").unwrap_or("exported"),
@@ -49,17 +49,23 @@ impl TractGraph {
             }
             _ => return Err(Error::Model(format!("{name}: expected one input with a symbolic batch axis"))),
         };
+        // Each copy of the weights is dropped as soon as the next exists (protobuf message,
+        // bytes, tract's parsed graph, its optimised plan), so loading a ResNet-50 holds at most
+        // two of them at once beside burn's.
         let bytes = model.to_bytes();
+        drop(model);
         let executor = if rayon::current_num_threads() > 1 { Executor::RayonGlobal } else { Executor::SingleThread };
         let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
         let mut fixed = vec![1usize];
         fixed.extend_from_slice(&sample_shape);
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .and_then(|m| m.with_input_fact(0, f32::fact(&fixed).into()))
+        let failed = |e: tract_onnx::prelude::TractError| Error::Model(format!("tract could not load the exported graph {name}: {e:#}"));
+        let parsed = tract_onnx::onnx().model_for_read(&mut bytes.as_slice()).map_err(failed)?;
+        drop(bytes);
+        let plan = parsed
+            .with_input_fact(0, f32::fact(&fixed).into())
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable_with_options(&options))
-            .map_err(|e| Error::Model(format!("tract could not load the exported graph {name}: {e:#}")))?;
+            .map_err(failed)?;
         Ok(Self { plan, sample_shape, name })
     }
 

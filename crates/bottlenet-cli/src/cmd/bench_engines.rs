@@ -36,7 +36,7 @@ struct TractCase {
 }
 
 impl TractCase {
-    fn load(model: &OnnxModel, shape: &[usize], input: &[f32]) -> Result<Self> {
+    fn load(model: OnnxModel, shape: &[usize], input: &[f32]) -> Result<Self> {
         Ok(Self { graph: TractGraph::load(model)?, batch: shape[0], input: input.to_vec() })
     }
 
@@ -111,15 +111,15 @@ impl Bench<'_> {
         let z = Tensor::<4>::from_data(TensorData::new(decoded.clone(), feature_shape), &self.device);
         let [c, h, w] = [image_shape[1], image_shape[2], image_shape[3]];
 
-        let graph = TractCase::load(&export_mobile(net.mobile)?, &image_shape, &image)?;
+        let graph = TractCase::load(export_mobile(net.mobile)?, &image_shape, &image)?;
         let what = format!("{} phone half (head + reduction) {c}x{h}x{w}", net.label);
         self.compare(&what, || host(net.mobile.features(net.image.clone())?), &graph)?;
 
-        let graph = TractCase::load(&export_cloud(net.cloud)?, &feature_shape, &decoded)?;
+        let graph = TractCase::load(export_cloud(net.cloud)?, &feature_shape, &decoded)?;
         let what = format!("{} server half (restoration + tail) {zc}x{zh}x{zw}", net.label);
         self.compare(&what, || host(net.cloud.logits(z.clone())?), &graph)?;
 
-        let graph = TractCase::load(&export_full(net.full)?, &image_shape, &image)?;
+        let graph = TractCase::load(export_full(net.full)?, &image_shape, &image)?;
         let arch = net.full.config().arch;
         self.compare(&format!("{arch} full network {c}x{h}x{w}"), || host(net.full.forward(net.image.clone(), CodecMode::Identity)?), &graph)
     }
