@@ -138,9 +138,29 @@ struct TractSide {
 
 #[cfg(feature = "tract")]
 impl TractSide {
-    /// Exports each `(split name, half)` with `export` and plans it in tract.
-    fn plan_halves<'a, H: 'a>(halves: impl Iterator<Item = (String, &'a H)>, export: fn(&H) -> bottlenet_model::Result<bottlenet_model::onnx::OnnxModel>) -> Result<std::collections::HashMap<String, TractGraph>> {
-        halves.map(|(name, half)| Ok((name, TractGraph::load(export(half).map_err(Error::model)?)?))).collect()
+    /// Plans `own`'s halves (exported with `export`), then the unsplit network taken out of
+    /// `network`. burn's copies are never run once tract holds the network (a path composed of
+    /// two halves needs them only without one), so `own`'s and `other`'s halves are freed before
+    /// it is planned: a ResNet-50 side does not hold every weight twice.
+    fn plan<H, O>(own: &mut bottlenet_model::HalfBundle<H>, other: Option<&mut bottlenet_model::HalfBundle<O>>, network: &mut Option<BottleNet>, export: fn(&H) -> bottlenet_model::Result<bottlenet_model::onnx::OnnxModel>) -> Result<Self> {
+        let halves = own
+            .manifest
+            .splits
+            .iter()
+            .filter_map(|e| own.half(e.split).map(|half| (e.name.clone(), half)))
+            .map(|(name, half)| Ok((name, TractGraph::load(export(half).map_err(Error::model)?)?)))
+            .collect::<Result<_>>()?;
+        let network = match network.take() {
+            Some(net) => {
+                own.clear_halves();
+                if let Some(other) = other {
+                    other.clear_halves();
+                }
+                Some(Self::plan_network(net)?)
+            }
+            None => None,
+        };
+        Ok(Self { halves, network })
     }
 
     /// Exports the unsplit network and plans it in tract; burn's copy is dropped once exported,
@@ -177,21 +197,8 @@ impl BundleCloud {
             Engine::Burn => Ok(self),
             #[cfg(feature = "tract")]
             Engine::Tract => {
-                let halves = self.cloud.manifest.splits.iter().filter_map(|e| self.cloud.half(e.split).map(|h| (e.name.clone(), h)));
-                let halves = TractSide::plan_halves(halves, bottlenet_model::onnx::export_cloud)?;
                 let mut this = self;
-                // burn's copies are never run once tract holds the network (the composed
-                // cloud-only path needs them only without one): free them before planning it, so
-                // a ResNet-50 server does not hold every weight twice.
-                let network = match this.network.take() {
-                    Some(net) => {
-                        this.cloud = this.cloud.retain_halves(|_| false);
-                        this.mobile = this.mobile.map(|m| m.retain_halves(|_| false));
-                        Some(TractSide::plan_network(net)?)
-                    }
-                    None => None,
-                };
-                this.tract = TractSide { halves, network };
+                this.tract = TractSide::plan(&mut this.cloud, this.mobile.as_mut(), &mut this.network, bottlenet_model::onnx::export_cloud)?;
                 Ok(this)
             }
             #[cfg(not(feature = "tract"))]
@@ -342,19 +349,8 @@ impl BundlePhone {
             Engine::Burn => Ok(self),
             #[cfg(feature = "tract")]
             Engine::Tract => {
-                let heads = self.mobile.manifest.splits.iter().filter_map(|e| self.mobile.half(e.split).map(|h| (e.name.clone(), h)));
-                let halves = TractSide::plan_halves(heads, bottlenet_model::onnx::export_mobile)?;
                 let mut this = self;
-                // As on the server: with the network in tract, burn's copies are never run.
-                let network = match this.network.take() {
-                    Some(net) => {
-                        this.mobile = this.mobile.retain_halves(|_| false);
-                        this.cloud = this.cloud.map(|c| c.retain_halves(|_| false));
-                        Some(TractSide::plan_network(net)?)
-                    }
-                    None => None,
-                };
-                this.tract = TractSide { halves, network };
+                this.tract = TractSide::plan(&mut this.mobile, this.cloud.as_mut(), &mut this.network, bottlenet_model::onnx::export_mobile)?;
                 Ok(this)
             }
             #[cfg(not(feature = "tract"))]

@@ -270,11 +270,10 @@ impl<H> HalfBundle<H> {
         self.halves.keys().copied()
     }
 
-    /// The same bundle holding only the halves of the splits `keep` accepts (the manifest is
-    /// unchanged): e.g. a server that runs its halves in another engine frees burn's copies.
-    pub fn retain_halves(mut self, mut keep: impl FnMut(usize) -> bool) -> Self {
-        self.halves.retain(|&j, _| keep(j));
-        self
+    /// Drops every half, keeping the manifest: e.g. a side that runs its halves in another
+    /// engine frees burn's copies.
+    pub fn clear_halves(&mut self) {
+        self.halves.clear();
     }
 
     /// The same bundle with `f` applied to every half (e.g. BatchNorm folding for inference).
