@@ -243,7 +243,8 @@ pub fn measure(bundle: &Path, baseline: Arc<BottleNet>, data: &DatasetPair, m: &
                 entries.push(ProfileEntry { name: "mobile-only".into(), median_ms: 0.0, p90_ms: 0.0, samples: 0 });
                 if let Some(first) = entries.first().filter(|e| e.name.starts_with("RB")) {
                     let (split, tc) = (first.name.clone(), first.median_ms);
-                    let served = serving_overheads(bundle, &baseline, &raw, &split, m.runs, m.wire_tls, m.engine)?;
+                    // The halves just timed serve the real requests (loaded and planned once).
+                    let served = serving_overheads(cloud, Arc::new(phone), &rt_image, &split, m.runs, m.wire_tls)?;
                     overhead = Some((served.round_trip_ms - tc).max(0.0));
                     wire = Some(served.wire);
                 }
@@ -324,13 +325,8 @@ struct ServingOverheads {
 /// ([`crate::wire_meter`]) give every byte that left it; less the payloads, per image, that is
 /// the transport's overhead (issue 14: Algorithm 1's `TU` counts what leaves the interface).
 #[cfg(feature = "server")]
-fn serving_overheads(bundle: &Path, baseline: &BottleNet, raw: &bottlenet_data::RawSample, split: &str, runs: usize, tls: bool, engine: Engine) -> Result<ServingOverheads> {
-    use bottlenet_runtime::{Client, ClientOptions, ClientTls, CloudHalf as _, PhoneHalf, ServerConfig, SplitMode, TlsIdentity};
-    let device = baseline.device();
-    let cloud = BundleCloud::new(Bundle::load_cloud(bundle, &device)?, device.clone()).with_network(Some(baseline.clone())).with_engine(engine)?;
-    let phone: Arc<dyn PhoneHalf> = Arc::new(BundlePhone::new(Bundle::load_mobile(bundle, &device)?, device).with_engine(engine)?);
-    // The dataset image (HWC) as the runtime's CHW image (what `infer` sends).
-    let image = bottlenet_runtime::Image::new(raw.image.channels, raw.image.height, raw.image.width, raw.image.planar())?;
+fn serving_overheads(cloud: BundleCloud, phone: Arc<dyn bottlenet_runtime::PhoneHalf>, image: &bottlenet_runtime::Image, split: &str, runs: usize, tls: bool) -> Result<ServingOverheads> {
+    use bottlenet_runtime::{Client, ClientOptions, ClientTls, CloudHalf as _, ServerConfig, SplitMode, TlsIdentity};
     let mut options = ClientOptions::new(SplitMode::Fixed(split.to_string()));
     let mut config = ServerConfig { max_batch: 1, max_delay_ms: 0, ..ServerConfig::default() };
     if tls {
