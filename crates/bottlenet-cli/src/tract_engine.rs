@@ -66,7 +66,12 @@ impl TractGraph {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable_with_options(&options))
             .map_err(failed)?;
-        Ok(Self { plan, sample_shape, name })
+        let graph = Self { plan, sample_shape, name };
+        // One run on zeros now, so the first real request does not pay the plan's first-run
+        // allocations (measured as a slow server, it would move `--split auto`'s choice).
+        let per_sample: usize = graph.sample_shape.iter().product();
+        graph.run(1, vec![0.0; per_sample])?;
+        Ok(graph)
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
