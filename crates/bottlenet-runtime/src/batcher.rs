@@ -65,21 +65,48 @@ pub(crate) struct BatchConfig {
 }
 
 /// Smoothed load of one route, as reported to clients (paper §3.4).
+///
+/// Invariant: the first [`WARMUP_BATCHES`] batches are averaged with equal weight (a running
+/// mean), and only then does the exponential smoothing take over; until that many batches have
+/// been served, [`reported`](Self::reported) says nothing. One slow first batch — a cold cache,
+/// a core busy elsewhere for a moment — would otherwise be the whole estimate, then decay by
+/// only `1 − EWMA_ALPHA` per batch, and a phone re-choosing its split (§3.4) would read a
+/// server several times slower than it is for its first few images.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct RouteLoad {
     pub service_us: f64,
     pub queue_us: f64,
+    /// Requests served (every member of every batch).
     pub served: u64,
+    /// Batches run: the samples the smoothing has seen.
+    pub batches: u64,
 }
 
 /// Weight of the newest sample in the exponential smoothing of the reported load.
 const EWMA_ALPHA: f64 = 0.2;
 
-fn ewma(old: f64, new: f64, first: bool) -> f64 {
-    if first {
-        new
-    } else {
-        old + EWMA_ALPHA * (new - old)
+/// Batches a route's load is averaged over before it is reported: `1 / EWMA_ALPHA`, the
+/// smoothing's own memory.
+pub(crate) const WARMUP_BATCHES: u64 = 5;
+
+impl RouteLoad {
+    /// Folds in one batch: its service time and its members' mean wait, µs.
+    fn record(&mut self, service_us: f64, queue_us: f64, batch_size: usize) {
+        self.batches += 1;
+        let weight = EWMA_ALPHA.max(1.0 / self.batches as f64);
+        self.service_us += weight * (service_us - self.service_us);
+        self.queue_us += weight * (queue_us - self.queue_us);
+        self.served += batch_size as u64;
+    }
+
+    /// The load as clients are told it: zero service and queue time (the protocol's "not
+    /// known yet", which phones ignore) until [`WARMUP_BATCHES`] batches have been averaged.
+    pub fn reported(self) -> Self {
+        if self.batches >= WARMUP_BATCHES {
+            self
+        } else {
+            Self { service_us: 0.0, queue_us: 0.0, ..self }
+        }
     }
 }
 
@@ -182,11 +209,13 @@ impl Dispatcher {
         lock(&self.inner.queue).total
     }
 
+    /// The route's load as clients are told it ([`RouteLoad::reported`]).
     pub fn load(&self, route: &Route) -> RouteLoad {
         lock(&self.inner.load)
             .get(route)
             .copied()
             .unwrap_or_default()
+            .reported()
     }
 
     /// Stops taking requests; workers drain the queue and exit.
@@ -439,11 +468,8 @@ fn run_batch(inner: &Inner, route: &Route, jobs: Vec<(Job, Duration)>) {
     {
         let mut load = lock(&inner.load);
         let entry = load.entry(route.clone()).or_default();
-        let first = entry.served == 0;
-        entry.service_us = ewma(entry.service_us, service.as_secs_f64() * 1e6, first);
         let mean_wait = live.iter().map(|(_, w)| w.as_secs_f64()).sum::<f64>() / batch_size as f64;
-        entry.queue_us = ewma(entry.queue_us, mean_wait * 1e6, first);
-        entry.served += batch_size as u64;
+        entry.record(service.as_secs_f64() * 1e6, mean_wait * 1e6, batch_size);
     }
 
     match outcome {
@@ -637,6 +663,27 @@ mod tests {
         assert!(again.blocking_recv().expect("answered").is_ok());
         d.join();
         assert_eq!(d.load(&image()).served, 2);
+    }
+
+    /// One slow first batch (10 ms among 1 ms ones) is averaged with equal weight over the
+    /// warm-up and nothing is reported before it ends; then the smoothing is exponential.
+    #[test]
+    fn a_routes_load_is_reported_only_after_its_warm_up_average() {
+        let mut load = RouteLoad::default();
+        load.record(10_000.0, 500.0, 2);
+        for _ in 1..WARMUP_BATCHES {
+            assert_eq!((load.reported().service_us, load.reported().queue_us), (0.0, 0.0), "{load:?}");
+            load.record(1_000.0, 0.0, 1);
+        }
+        let reported = load.reported();
+        assert_eq!(reported.batches, WARMUP_BATCHES);
+        assert_eq!(reported.served, 2 + (WARMUP_BATCHES - 1));
+        let mean = (10_000.0 + 1_000.0 * (WARMUP_BATCHES - 1) as f64) / WARMUP_BATCHES as f64;
+        assert!((reported.service_us - mean).abs() < 1e-9, "{reported:?}");
+        assert!((reported.queue_us - 500.0 / WARMUP_BATCHES as f64).abs() < 1e-9, "{reported:?}");
+        load.record(1_000.0, 0.0, 1);
+        let smoothed = mean + EWMA_ALPHA * (1_000.0 - mean);
+        assert!((load.reported().service_us - smoothed).abs() < 1e-9, "{load:?}");
     }
 
     #[test]

@@ -565,11 +565,7 @@ impl Client {
             uplink_mbps,
             tc_ms: Some(tc_ms),
             queue_depth: Some(load.queue_depth),
-            loads: vec![SplitLoad {
-                split: choice.name().to_string(),
-                service_ms: load.smoothed_service_us as f64 / 1e3,
-                queue_ms: load.smoothed_queue_us as f64 / 1e3,
-            }],
+            loads: SplitLoad::from_reported(choice.name(), load.smoothed_service_us, load.smoothed_queue_us).into_iter().collect(),
         };
         Ok((answer, obs))
     }

@@ -114,12 +114,7 @@ pub(crate) async fn probe(
                 obs.loads = m
                     .splits
                     .iter()
-                    .filter(|s| s.served > 0)
-                    .map(|s| SplitLoad {
-                        split: s.split.clone(),
-                        service_ms: s.smoothed_service_us as f64 / 1e3,
-                        queue_ms: s.smoothed_queue_us as f64 / 1e3,
-                    })
+                    .filter_map(|s| SplitLoad::from_reported(&s.split, s.smoothed_service_us, s.smoothed_queue_us))
                     .collect();
             }
         }

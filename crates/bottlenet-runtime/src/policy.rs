@@ -65,6 +65,19 @@ pub struct SplitLoad {
     pub queue_ms: f64,
 }
 
+impl SplitLoad {
+    /// The load as the protocol carries it (µs); `None` while the server does not know it yet
+    /// (both times 0: fewer than 5 batches of the split averaged, `bottlenet.proto`'s `Load`),
+    /// so no policy takes "not known" for "free".
+    pub fn from_reported(split: &str, smoothed_service_us: u64, smoothed_queue_us: u64) -> Option<Self> {
+        (smoothed_service_us > 0 || smoothed_queue_us > 0).then(|| SplitLoad {
+            split: split.to_string(),
+            service_ms: smoothed_service_us as f64 / 1e3,
+            queue_ms: smoothed_queue_us as f64 / 1e3,
+        })
+    }
+}
+
 /// What one request (or one server probe) showed.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Observation {
