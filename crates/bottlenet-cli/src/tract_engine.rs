@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, Tensor as TractTensor, TypedRunnableModel, tvec};
 
-/// One exported graph, optimised and planned by tract, batch axis symbolic.
+/// One exported graph, optimised and planned by tract for batch 1.
 #[derive(Clone)]
 pub struct TractGraph {
     plan: Arc<TypedRunnableModel>,
@@ -72,6 +72,11 @@ impl TractGraph {
         let per_sample: usize = graph.sample_shape.iter().product();
         graph.run(1, vec![0.0; per_sample])?;
         Ok(graph)
+    }
+
+    /// tract's plan, for tools that look inside it (`bench --only tract-ops` times its nodes).
+    pub fn plan(&self) -> &Arc<TypedRunnableModel> {
+        &self.plan
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).

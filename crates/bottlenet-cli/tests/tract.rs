@@ -1,7 +1,8 @@
 //! The exported ONNX graphs in tract, the pure-Rust engine of cargo feature `tract`
 //! (a default feature, so the README's test command runs it): the shipped bundle's
 //! phone half, server half and full network, as `bottlenet export` writes them, give flex's outputs
-//! within 1e-4 on real test images; and `bench --only engines` reports both engines side by side.
+//! within 1e-4 on real test images; `bench --only engines` reports both engines side by side; and
+//! `bench --only tract-ops` times every node of tract's plans and counts their arithmetic.
 #![cfg(feature = "tract")]
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
@@ -114,4 +115,48 @@ fn bench_engines_reports_flex_and_tract_side_by_side() {
     for what in ["resnet50 RB1 phone half", "resnet50 RB1 server half", "resnet50 full network", "compact RB1 phone half", "compact RB1 server half", "compact full network"] {
         assert!(figures.iter().any(|f| f["name"].as_str().unwrap().starts_with(what)), "no figure for {what}: {report}");
     }
+}
+
+#[test]
+fn bench_tract_ops_times_every_node_and_counts_resnet50s_multiply_adds() {
+    let output = Command::cargo_bin("bottlenet")
+        .unwrap()
+        .current_dir(repo())
+        .args(["bench", "--only", "tract-ops", "--runs", "1", "--warmup", "0", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "bench failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let figures = report["figures"].as_array().unwrap();
+    let name = |f: &Value| f["name"].as_str().unwrap().to_string();
+    let gfma = |f: &Value| -> f64 {
+        let note = f["note"].as_str().unwrap();
+        note.split(" GFMA").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let mut graph_gfma = Vec::new();
+    for graph in ["resnet50 RB1 phone half", "resnet50 RB1 server half", "resnet50 full network"] {
+        let of_graph: Vec<&Value> = figures.iter().filter(|f| name(f).starts_with(&format!("{graph}: "))).collect();
+        for whole in ["whole, 1 thread", "threads, after 25 ms idle", "whole, every node timed"] {
+            assert!(of_graph.iter().any(|f| name(f).contains(whole)), "{graph}: no {whole} figure in {report}");
+        }
+        let timed = of_graph.iter().find(|f| name(f).ends_with("whole, every node timed")).unwrap();
+        let kinds: Vec<&&Value> = of_graph.iter().filter(|f| !name(f).contains(": whole")).collect();
+        // With one run each kind's figure is that run's total: the nodes' times lie inside the
+        // run's, so their sum cannot exceed it, and the matrix products are most of the work.
+        let sum: f64 = kinds.iter().map(|f| f["median"].as_f64().unwrap()).sum();
+        let whole_ms = timed["median"].as_f64().unwrap();
+        assert!(sum <= whole_ms * 1.0001 && sum > 0.5 * whole_ms, "{graph}: kinds sum to {sum} ms of {whole_ms} ms");
+        let matmuls: Vec<&&&Value> = kinds.iter().filter(|f| name(f).contains("MatMul [")).collect();
+        assert!(!matmuls.is_empty(), "{graph}: no matrix product kind, with its kernel, in {report}");
+        // The graph's arithmetic is the sum of its kinds'.
+        let kinds_gfma: f64 = kinds.iter().filter(|f| f["note"].as_str().unwrap().contains("GFMA")).map(|f| gfma(f)).sum();
+        assert!((kinds_gfma - gfma(timed)).abs() < 0.01, "{graph}: kinds {kinds_gfma} GFMA, graph {}", gfma(timed));
+        graph_gfma.push(gfma(timed));
+    }
+    // ResNet-50 at 224² with the stride on the 3×3 convolutions, as torchvision builds it, is
+    // 4.1 G multiply-adds (He et al. 2016, Table 1, give 3.8 G with the stride on the first 1×1);
+    // the phone half and the server half hold all of it and the bottleneck's few more.
+    let [phone, server, full] = graph_gfma[..] else { unreachable!() };
+    assert!((4.0..4.2).contains(&full), "full ResNet-50: {full} GFMA");
+    assert!(phone + server >= full && phone + server < full + 0.1, "halves {phone} + {server} GFMA against the full network's {full}");
 }

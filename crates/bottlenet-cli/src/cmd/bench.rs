@@ -11,6 +11,9 @@
 //!   beforehand) at 1, 8 and 64 concurrent clients, each with its own connection;
 //! * `engines` (cargo feature `tract`) — the exported ONNX halves in tract beside burn flex
 //!   (`bench_engines.rs`);
+//! * `tract-ops` (cargo feature `tract`) — where tract's time goes: every node of the ResNet-50
+//!   RB1 plans timed, by kind, with its arithmetic rate, and the graphs' thread scaling
+//!   (`bench_tract_ops.rs`);
 //! * `ops` — where the time goes: per-operation profile of the ResNet-50 RB1 halves and the
 //!   training step's phases (`bench_ops.rs`).
 //!
@@ -42,11 +45,13 @@ use std::time::Instant;
 mod ops;
 
 /// Workload groups, in the order they run.
-const GROUPS: [&str; 7] = ["codec", "compact", "resnet50", "train", "server", "ops", "engines"];
+const GROUPS: [&str; 8] = ["codec", "compact", "resnet50", "train", "server", "ops", "engines", "tract-ops"];
 
-/// The group that needs the `tract` feature; without it, it runs only when asked for (and then
-/// says how to get it).
+/// The groups that need the `tract` feature; without it, they run only when asked for (and then
+/// say how to get it).
 const ENGINES: &str = "engines";
+const TRACT_OPS: &str = "tract-ops";
+const NEED_TRACT: [&str; 2] = [ENGINES, TRACT_OPS];
 
 /// The device generator's seed before a model group draws its random weights and input, so the
 /// `resnet50` and `engines` groups time the same network on the same image.
@@ -70,8 +75,8 @@ pub struct BenchArgs {
     /// compact, resnet50, train and ops groups time burn's modules; engines times both.
     #[arg(long, value_enum)]
     pub engine: Option<Engine>,
-    /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops, engines
-    /// (engines: cargo feature `tract`).
+    /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops, engines,
+    /// tract-ops (engines and tract-ops: cargo feature `tract`).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Bundle the server workload serves.
@@ -388,8 +393,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bail!("unknown bench group {unknown:?}; expected some of: {}", GROUPS.join(", "));
     }
     let with_engines = cfg!(feature = "tract");
-    if !with_engines && args.only.iter().any(|g| g == ENGINES) {
-        bail!("bench group {ENGINES} needs the tract engine; rebuild with `cargo build --release -p bottlenet-cli --features tract`");
+    if let Some(group) = args.only.iter().find(|g| !with_engines && NEED_TRACT.contains(&g.as_str())) {
+        bail!("bench group {group} needs the tract engine; rebuild with `cargo build --release -p bottlenet-cli --features tract`");
     }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the compute thread count")?;
@@ -397,7 +402,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let groups: Vec<&str> = GROUPS
         .iter()
         .copied()
-        .filter(|g| if args.only.is_empty() { with_engines || *g != ENGINES } else { args.only.iter().any(|o| o == g) })
+        .filter(|g| if args.only.is_empty() { with_engines || !NEED_TRACT.contains(g) } else { args.only.iter().any(|o| o == g) })
         .collect();
     let counts = |g: &str| match g {
         "codec" => 4,
@@ -407,6 +412,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "ops" => 40,
         // Two networks × (phone half, server half, full) × (flex, tract).
         ENGINES => 12,
+        // Three graphs × (1 thread, all threads, every node timed, and ≈ 15 kinds of node).
+        TRACT_OPS => 54,
         _ => 3,
     };
     let engine_choice = Engine::resolve(args.engine, args.device)?;
@@ -434,6 +441,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "server" => bench.server()?,
             #[cfg(feature = "tract")]
             ENGINES => bench.engines()?,
+            #[cfg(feature = "tract")]
+            TRACT_OPS => bench.tract_ops()?,
             other => bail!("bench group {other} is not in this build; rebuild with `--features tract`"),
         }
     }

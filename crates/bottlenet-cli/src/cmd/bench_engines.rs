@@ -28,7 +28,7 @@ const GROUP: &str = "engines";
 /// magnitude, at least 1): random ResNet-50 weights give logits in the tens.
 const TOLERANCE: f32 = 1e-4;
 
-/// An exported graph planned as the serving engine plans it (batch axis symbolic), with one input.
+/// An exported graph planned as the serving engine plans it (for batch 1), with one input.
 struct TractCase {
     graph: TractGraph,
     batch: usize,
@@ -63,21 +63,61 @@ struct Network<'a> {
     codec: CodecParams,
 }
 
+/// The ResNet-50 with the RB1 bottleneck (c' = 1, s = 2) around the `resnet50` group's seeded
+/// backbone, its halves, and the seeded input image: what `engines` and `tract-ops` run.
+pub(super) struct ResNet50Rb1 {
+    pub(super) split_name: String,
+    pub(super) mobile: MobileHalf,
+    pub(super) cloud: CloudHalf,
+    /// The unsplit network.
+    pub(super) full: BottleNet,
+    /// `[1, 3, 224, 224]`.
+    pub(super) image: Tensor<4>,
+    pub(super) codec: CodecParams,
+}
+
+impl ResNet50Rb1 {
+    /// The image's shape and values, row-major.
+    pub(super) fn image_values(&self) -> Result<(Vec<usize>, Vec<f32>)> {
+        Ok((self.image.dims().to_vec(), host(self.image.clone())?))
+    }
+
+    /// What the server half receives for the image (its shape and values): see [`server_input`].
+    pub(super) fn server_input(&self) -> Result<(Vec<usize>, Vec<f32>)> {
+        server_input(&self.mobile, &self.image, &self.codec)
+    }
+}
+
+/// What the server half receives for `image`: the phone half's features through eq. 1's
+/// quantizer, tiling, the split's codec and frame, and back. Their shape and values, row-major.
+fn server_input(mobile: &MobileHalf, image: &Tensor<4>, codec: &CodecParams) -> Result<(Vec<usize>, Vec<f32>)> {
+    let features = mobile.features(image.clone())?;
+    let shape = features.dims();
+    let [n, c, h, w] = shape;
+    let (decoded, _) = bottlenet_codec::roundtrip_batch(&host(features)?, n, Shape::new(c, h, w), codec)?;
+    Ok((shape.to_vec(), decoded))
+}
+
 impl Bench<'_> {
-    pub(super) fn engines(&mut self) -> Result<()> {
-        let threads = self.threads;
-        if !self.args.json {
-            self.bar.suspend(|| println!("engines: burn flex ({threads} threads) vs tract {TRACT_VERSION} (tract-onnx, the serving engine's optimised plan, batch axis symbolic, {threads} threads)"));
-        }
-        // ResNet-50 with the RB1 bottleneck, around the resnet50 group's seeded backbone.
+    /// [`ResNet50Rb1`], built from [`Bench::seeded_backbone`].
+    pub(super) fn resnet50_rb1(&self) -> Result<ResNet50Rb1> {
         let config = BottleNetConfig::new(Arch::ResNet50, [3, 224, 224], 1000);
         let (backbone, image) = self.seeded_backbone(&config)?;
         let split = config.clone().with_split(1, 1, 2);
         let split_net = BottleNet::from_backbone(&split, backbone.clone(), &self.device)?;
         let full = BottleNet::from_backbone(&config, backbone, &self.device)?;
         let (mobile, cloud) = (split_net.mobile_half()?, split_net.cloud_half()?);
-        self.compare_network(Network { label: format!("resnet50 {}", split.split_name()), mobile: &mobile, cloud: &cloud, full: &full, image, codec: split.codec })?;
+        Ok(ResNet50Rb1 { split_name: split.split_name(), mobile, cloud, full, image, codec: split.codec })
+    }
 
+    pub(super) fn engines(&mut self) -> Result<()> {
+        let threads = self.threads;
+        if !self.args.json {
+            self.bar.suspend(|| println!("engines: burn flex ({threads} threads) vs tract {TRACT_VERSION} (tract-onnx, the serving engine's optimised plan for batch 1, {threads} threads)"));
+        }
+        let net = self.resnet50_rb1()?;
+        let label = format!("resnet50 {}", net.split_name);
+        self.compare_network(Network { label, mobile: &net.mobile, cloud: &net.cloud, full: &net.full, image: net.image.clone(), codec: net.codec })?;
         // The bundle's first split, on a real test image.
         let dir = &self.args.bundle;
         if !dir.join(bottlenet_model::MANIFEST_FILE).is_file() {
@@ -103,12 +143,9 @@ impl Bench<'_> {
     fn compare_network(&mut self, net: Network<'_>) -> Result<()> {
         let image_shape = net.image.dims();
         let image = host(net.image.clone())?;
-        let features = net.mobile.features(net.image.clone())?;
-        let feature_shape = features.dims();
-        // What the server half receives: eq. 1's quantizer, tiling, the split's codec and frame, and back.
-        let [n, zc, zh, zw] = feature_shape;
-        let (decoded, _) = bottlenet_codec::roundtrip_batch(&host(features)?, n, Shape::new(zc, zh, zw), &net.codec)?;
-        let z = Tensor::<4>::from_data(TensorData::new(decoded.clone(), feature_shape), &self.device);
+        let (feature_shape, decoded) = server_input(net.mobile, &net.image, &net.codec)?;
+        let [zc, zh, zw] = [feature_shape[1], feature_shape[2], feature_shape[3]];
+        let z = Tensor::<4>::from_data(TensorData::new(decoded.clone(), feature_shape.clone()), &self.device);
         let [c, h, w] = [image_shape[1], image_shape[2], image_shape[3]];
 
         let graph = TractCase::load(export_mobile(net.mobile)?, &image_shape, &image)?;

@@ -5,6 +5,8 @@
 pub mod bench;
 #[cfg(all(feature = "full", feature = "tract"))]
 pub mod bench_engines;
+#[cfg(all(feature = "full", feature = "tract"))]
+pub mod bench_tract_ops;
 #[cfg(feature = "full")]
 pub mod codec;
 #[cfg(feature = "full")]
