@@ -74,7 +74,9 @@ impl TractGraph {
         Ok(graph)
     }
 
-    /// tract's plan, for tools that look inside it (`bench --only tract-ops` times its nodes).
+    /// tract's plan, for tools that look inside it (`bench --only tract-ops` times its nodes; the
+    /// phone and server builds have no bench).
+    #[cfg(feature = "full")]
     pub fn plan(&self) -> &Arc<TypedRunnableModel> {
         &self.plan
     }
