@@ -89,16 +89,21 @@ fn shipped_bundle_exported_halves_give_flex_outputs_in_tract() {
     }
 }
 
-#[test]
-fn bench_engines_reports_flex_and_tract_side_by_side() {
+/// `bottlenet bench --only GROUP --runs 1 --warmup 0 --json`, which must succeed: its report.
+fn bench_report(group: &str) -> Value {
     let output = Command::cargo_bin("bottlenet")
         .unwrap()
         .current_dir(repo())
-        .args(["bench", "--only", "engines", "--runs", "1", "--warmup", "0", "--json"])
+        .args(["bench", "--only", group, "--runs", "1", "--warmup", "0", "--json"])
         .output()
         .unwrap();
     assert!(output.status.success(), "bench failed: {}", String::from_utf8_lossy(&output.stderr));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn bench_engines_reports_flex_and_tract_side_by_side() {
+    let report = bench_report("engines");
     let figures = report["figures"].as_array().unwrap();
     // ResNet-50 RB1 and the bundle's RB1: phone half, server half, full network; flex then tract.
     assert_eq!(figures.len(), 12, "{report}");
@@ -119,14 +124,7 @@ fn bench_engines_reports_flex_and_tract_side_by_side() {
 
 #[test]
 fn bench_tract_ops_times_every_node_and_counts_resnet50s_multiply_adds() {
-    let output = Command::cargo_bin("bottlenet")
-        .unwrap()
-        .current_dir(repo())
-        .args(["bench", "--only", "tract-ops", "--runs", "1", "--warmup", "0", "--json"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "bench failed: {}", String::from_utf8_lossy(&output.stderr));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = bench_report("tract-ops");
     let figures = report["figures"].as_array().unwrap();
     let name = |f: &Value| f["name"].as_str().unwrap().to_string();
     let gfma = |f: &Value| -> f64 {

@@ -81,16 +81,11 @@ impl ResNet50Rb1 {
     pub(super) fn image_values(&self) -> Result<(Vec<usize>, Vec<f32>)> {
         Ok((self.image.dims().to_vec(), host(self.image.clone())?))
     }
-
-    /// What the server half receives for the image (its shape and values): see [`server_input`].
-    pub(super) fn server_input(&self) -> Result<(Vec<usize>, Vec<f32>)> {
-        server_input(&self.mobile, &self.image, &self.codec)
-    }
 }
 
 /// What the server half receives for `image`: the phone half's features through eq. 1's
 /// quantizer, tiling, the split's codec and frame, and back. Their shape and values, row-major.
-fn server_input(mobile: &MobileHalf, image: &Tensor<4>, codec: &CodecParams) -> Result<(Vec<usize>, Vec<f32>)> {
+pub(super) fn server_input(mobile: &MobileHalf, image: &Tensor<4>, codec: &CodecParams) -> Result<(Vec<usize>, Vec<f32>)> {
     let features = mobile.features(image.clone())?;
     let shape = features.dims();
     let [n, c, h, w] = shape;

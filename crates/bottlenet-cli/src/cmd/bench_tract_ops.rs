@@ -14,6 +14,7 @@
 //! Timing node by node is exact on the CPU: tract runs each node to completion before the next.
 
 use super::bench::{Bench, Figure, figure, time};
+use super::bench_engines::server_input;
 use crate::engine::TRACT_VERSION;
 use crate::tract_engine::TractGraph;
 use anyhow::{Context, Result, anyhow};
@@ -29,10 +30,11 @@ const GROUP: &str = "tract-ops";
 /// between a phone's images.
 const IDLE_GAP: std::time::Duration = std::time::Duration::from_millis(25);
 
-/// What the nodes of one kind cost in one round.
-#[derive(Debug, Default, Clone)]
+/// The nodes of one kind and what they cost.
+#[derive(Debug, Default)]
 struct KindTotals {
-    nodes: usize,
+    /// The kind's nodes, by id in the plan.
+    nodes: Vec<usize>,
     /// Multiply-adds per run, from tract's cost model.
     fma: f64,
     /// Milliseconds, one entry per round.
@@ -66,7 +68,7 @@ fn profile(plan: &std::sync::Arc<TypedRunnableModel>, input: &TractTensor, warmu
     let mut totals: BTreeMap<String, KindTotals> = BTreeMap::new();
     for &id in plan.order_without_consts() {
         let entry = totals.entry(kinds[id].clone()).or_default();
-        entry.nodes += 1;
+        entry.nodes.push(id);
         entry.fma += node_fma(plan, id)?;
     }
     let mut whole = Vec::with_capacity(runs);
@@ -87,12 +89,8 @@ fn profile(plan: &std::sync::Arc<TypedRunnableModel>, input: &TractTensor, warmu
             continue;
         }
         whole.push(elapsed);
-        let mut round_totals: BTreeMap<&str, f64> = BTreeMap::new();
-        for &id in plan.order_without_consts() {
-            *round_totals.entry(kinds[id].as_str()).or_default() += per_node[id];
-        }
-        for (kind, ms) in round_totals {
-            totals.get_mut(kind).context("a kind seen in a run was not counted")?.rounds_ms.push(ms);
+        for kind in totals.values_mut() {
+            kind.rounds_ms.push(kind.nodes.iter().map(|&id| per_node[id]).sum());
         }
     }
     Ok((totals, whole))
@@ -105,11 +103,11 @@ impl Bench<'_> {
             self.bar.suspend(|| println!("tract-ops: tract {TRACT_VERSION}, ResNet-50 RB1 as served (batch-1 plans, {threads} threads), every node timed; GFMA from tract's cost model"));
         }
         let net = self.resnet50_rb1()?;
-        let server_input = net.server_input()?;
+        let image = net.image_values()?;
         let graphs = [
-            ("resnet50 RB1 phone half", export_mobile(&net.mobile)?, net.image_values()?),
-            ("resnet50 RB1 server half", export_cloud(&net.cloud)?, server_input),
-            ("resnet50 full network", export_full(&net.full)?, net.image_values()?),
+            ("resnet50 RB1 phone half", export_mobile(&net.mobile)?, image.clone()),
+            ("resnet50 RB1 server half", export_cloud(&net.cloud)?, server_input(&net.mobile, &net.image, &net.codec)?),
+            ("resnet50 full network", export_full(&net.full)?, image),
         ];
         for (what, model, (shape, values)) in graphs {
             self.profile_graph(what, model, &shape, values)?;
@@ -165,7 +163,7 @@ impl Bench<'_> {
             } else {
                 String::new()
             };
-            let nodes = if totals.nodes == 1 { "1 node".to_string() } else { format!("{} nodes", totals.nodes) };
+            let nodes = if totals.nodes.len() == 1 { "1 node".to_string() } else { format!("{} nodes", totals.nodes.len()) };
             let note = format!("{share:.1}% of the graph, {nodes}{arithmetic}");
             self.push(Figure { note, ..f });
         }
