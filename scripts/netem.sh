@@ -57,10 +57,11 @@ CHECK=0
 STALE=0
 ADAPT=
 PHASE_S=4
-SLOWER=4
+SLOWER=6
 EVERY_MS=20
 FLOODERS=12
 DECLARED=wifi
+PROBE_MS=1000
 
 PREFIX=bnetem
 PHONE_NS=$PREFIX-$$-phone
@@ -115,9 +116,14 @@ Options:
   --every-ms MS          with --adapt: one image every MS ms (infer --every-ms) [$EVERY_MS]
   --flooders N           with --adapt: phones that load the server in a "+load" phase [$FLOODERS]
   --declared P           with --adapt: the up-link infer is told (its prior) [$DECLARED]
+  --uplink-probe-ms MS   with --adapt: infer probes the up-link every MS ms, 0 never
+                         (infer --uplink-probe-ms) [$PROBE_MS]
   --check                only test the prerequisites (exit 0 or 3)
   --cleanup-stale        remove $PREFIX-* namespaces whose script is gone, then exit
   -h, --help             this text
+
+Environment: NETEM_DEBUG_KEEP=DIR copies the run's working files (server and phone logs,
+metrics, the per-image log) to DIR before they are removed.
 EOF
 }
 
@@ -152,6 +158,7 @@ while [ $# -gt 0 ]; do
         --every-ms) EVERY_MS=${2:?}; shift 2 ;;
         --flooders) FLOODERS=${2:?}; shift 2 ;;
         --declared) DECLARED=${2:?}; shift 2 ;;
+        --uplink-probe-ms) PROBE_MS=${2:?}; shift 2 ;;
         --check) CHECK=1; shift ;;
         --cleanup-stale) STALE=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -173,6 +180,7 @@ case $TRANSPORT in stream|unary) ;; *) usage_error "--transport must be stream o
 [[ $FLOODERS =~ ^[1-9][0-9]*$ ]] || usage_error "--flooders must be a positive integer, got '$FLOODERS'"
 is_number "$SLOWER" || usage_error "--slower-phone must be a number >= 1, got '$SLOWER'"
 case $DECLARED in 3g|4g|wifi) ;; *) usage_error "--declared must be 3g, 4g or wifi" ;; esac
+[[ $PROBE_MS =~ ^[0-9]+$ ]] || usage_error "--uplink-probe-ms must be a whole number of ms (0: never), got '$PROBE_MS'"
 ADAPT_PHASES=()
 if [ -n "$ADAPT" ]; then
     [ "$TARGET" = latency ] || usage_error "--adapt runs the latency target only"
@@ -200,9 +208,16 @@ TMP=
 stop_pid() { # TERM, up to 5 s, then KILL
     local pid=$1 i
     kill -TERM "$pid" 2>/dev/null || return 0
+    kill -CONT "$pid" 2>/dev/null   # a paused loading phone acts on TERM only once resumed
     for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+}
+
+stop_pids() { # TERM to all at once (they stop together), then stop_pid each
+    local pid
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null && kill -CONT "$pid" 2>/dev/null; done
+    for pid in "$@"; do stop_pid "$pid"; forget_pid "$pid"; done
 }
 
 forget_pid() {
@@ -223,7 +238,7 @@ cleanup() {
     done
     # The veth, should setup have stopped before moving it into a namespace.
     ip link del "$PHONE_IF" 2>/dev/null
-    [ -n "$TMP" ] && rm -rf "$TMP"
+    [ -n "$TMP" ] && { [ -n "${NETEM_DEBUG_KEEP:-}" ] && cp -r "$TMP" "$NETEM_DEBUG_KEEP"; rm -rf "$TMP"; }
     [ "$rc" -ge 128 ] && log "interrupted; cleaned up"
     exit "$rc"
 }
@@ -362,13 +377,16 @@ shape() { # rate_mbps ("inf" = no rate limit)
     start_filler "$rate"
 }
 
+# Filler frames of ~0.15 ms on the link (at least the 14-byte header): a real packet waits for
+# at most one of them (0.075 ms on average), and the generator sends ~6700 frames/s whatever
+# the rate.
+filler_frame_bytes() { # rate_mbps
+    awk -v r="$1" 'BEGIN { f = int(r * 1e6 / 8 * 0.15e-3 + 0.5); print (f < 14 ? 14 : f) }'
+}
+
 start_filler() { # rate_mbps
-    local frame
-    # Filler frames of ~0.15 ms on the link (at least the 14-byte header): a real packet waits
-    # for at most one of them (0.075 ms on average), and the generator sends ~6700 frames/s
-    # whatever the rate.
-    frame=$(python3 -c "print(max(14, round($1 * 1e6 / 8 * 0.15e-3)))")
-    "${IN_PHONE[@]}" python3 "$HELPER" filler "$PHONE_IF" "$FILLER_ETHERTYPE" "$FILLER_MAC" "$frame" &
+    filler_frame_bytes "$1" >"$TMP/filler-bytes"
+    "${IN_PHONE[@]}" python3 "$HELPER" filler "$PHONE_IF" "$FILLER_ETHERTYPE" "$FILLER_MAC" "$TMP/filler-bytes" &
     FILLER_PID=$!
     PIDS+=("$FILLER_PID")
     sleep 0.3   # let the filler fill its queue and drain the bucket
@@ -383,16 +401,19 @@ stop_filler() {
     fi
 }
 
-# A new rate on the shaped link without tearing it down (connections in flight stay up).
+# A new rate on the shaped link without tearing it down (connections in flight stay up). The
+# filler keeps running and takes its new frame size on SIGHUP: nothing starts, so the change
+# costs the host next to no CPU (the server would read a start-up as load).
 reshape() { # rate_mbps
     local rate=$1
     if [ "$SHAPER" = netem ]; then
         ptc qdisc change dev "$PHONE_IF" root handle 1: netem limit 100000 rate "${rate}mbit"
         return 0
     fi
-    stop_filler
+    filler_frame_bytes "$rate" >"$TMP/filler-bytes.new"
+    mv "$TMP/filler-bytes.new" "$TMP/filler-bytes"
     ptc qdisc change dev "$PHONE_IF" root handle 1: tbf rate "${rate}mbit" burst 1600 limit 1000000
-    start_filler "$rate"
+    kill -HUP "$FILLER_PID" 2>/dev/null || die "the filler stream is gone"
 }
 
 unshape() {
@@ -438,10 +459,11 @@ DATA_ARGS=()
 [ -n "$DATA" ] && DATA_ARGS=(--data "$DATA")
 
 # --- --adapt: one auto run through timed phases --------------------------------------------
-scrape_metrics() { # file: the server's Prometheus text now
-    ip netns exec "$CLOUD_NS" python3 -c 'import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
-        "http://127.0.0.1:$METRICS_PORT/metrics" >"$1" || die "could not read the server's metrics"
+scrape_metrics() { # file: the server's Prometheus text now (the HTTP header lines included)
+    # bash's /dev/tcp rather than a Python client: at a phase change the host must stay quiet.
+    timeout 5 ip netns exec "$CLOUD_NS" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 && cat <&3' \
+        _ "$METRICS_PORT" >"$1" || die "could not read the server's metrics"
+    head -n 1 "$1" | grep -q '^HTTP/1\.[01] 200' || die "the server's metrics endpoint answered: $(head -n 1 "$1")"
 }
 
 if [ -n "$ADAPT" ]; then
@@ -459,11 +481,30 @@ if [ -n "$ADAPT" ]; then
         RATES+=("$r")
     done
     python3 "$HELPER" slower-profile "$MOBILE" "$SLOWER" "$TMP/mobile-slower.json"
-    images=$(( ${#ADAPT_PHASES[@]} * PHASE_S * 1000 / EVERY_MS ))
+    # Images for every phase, plus one second's worth for the phone's start-up: the phases
+    # begin at fixed times after its launch, and the last one ends with its last image.
+    images=$(( (${#ADAPT_PHASES[@]} * PHASE_S + 1) * 1000 / EVERY_MS ))
     LOG=$TMP/adapt-log.jsonl
     PHASES_FILE=$TMP/phases.jsonl
     : >"$PHASES_FILE"
     LOAD_PIDS=()
+    if [[ " ${ADAPT_PHASES[*]} " == *+load* ]]; then
+        # Other phones, in the cloud's namespace (their traffic never crosses the shaped link),
+        # on the bundle's first split: they queue where this phone's split requests queue.
+        # Started now and paused once they are sending, so that a "+load" phase's load begins
+        # at once (SIGCONT) rather than after twelve model loads, and ends at once (SIGSTOP).
+        for n in $(seq "$FLOODERS"); do
+            "${IN_CLOUD[@]}" "$BIN" infer --server "$SCHEME://$CLOUD_IP:$PORT" "${TLS_INFER[@]}" --bundle "$BUNDLE" \
+                "${DATA_ARGS[@]}" --json >/dev/null 2>"$TMP/flooder-$n.log" &
+            LOAD_PIDS+=($!)
+            PIDS+=($!)
+        done
+        sleep 2
+        for pid in "${LOAD_PIDS[@]}"; do
+            kill -STOP "$pid" 2>/dev/null || die "a loading phone stopped early: $(cat "$TMP"/flooder-*.log | head -n 3)"
+        done
+    fi
+    LOADED=0
     shape "${RATES[0]}"
     log "adapt: ${#ADAPT_PHASES[@]} phases of ${PHASE_S} s, an image every ${EVERY_MS} ms ($images), phone ${SLOWER}x slower, declared $DECLARED"
     # The measured phone runs 10 nice levels above the rest: on one host the flooders of a
@@ -472,50 +513,49 @@ if [ -n "$ADAPT" ]; then
     ip netns exec "$PHONE_NS" nice -n $((NICE - 10)) "$BIN" infer --server "$SCHEME://$CLOUD_IP:$PORT" "${TLS_INFER[@]}" --bundle "$BUNDLE" \
         --split auto --results "$RESULTS" --mobile-profile "$TMP/mobile-slower.json" --cloud-profile "$CLOUD" \
         --network "$DECLARED" --target latency --emulate-slower-phone "$SLOWER" --every-ms "$EVERY_MS" \
-        --limit "$images" --log "$LOG" "${DATA_ARGS[@]}" --json >"$TMP/adapt.json" 2>"$TMP/adapt.err" &
+        --uplink-probe-ms "$PROBE_MS" --limit "$images" --log "$LOG" "${DATA_ARGS[@]}" --json >"$TMP/adapt.json" 2>"$TMP/adapt.err" &
     PHONE_PID=$!
     PIDS+=("$PHONE_PID")
+    LAUNCHED_MS=$(date +%s%3N)
     for i in "${!ADAPT_PHASES[@]}"; do
         p=${ADAPT_PHASES[$i]}
         if [ "$i" -gt 0 ]; then
-            sleep "$PHASE_S"
+            # Phase i begins i*PHASE_S after the launch, whatever the changes before it took
+            # (re-shaping restarts the filler, stopping flooders takes a moment).
+            left_ms=$(( LAUNCHED_MS + i * PHASE_S * 1000 - $(date +%s%3N) ))
+            [ "$left_ms" -gt 0 ] && sleep "$((left_ms / 1000)).$(printf %03d $((left_ms % 1000)))"
             kill -0 "$PHONE_PID" 2>/dev/null || break   # the run ended early: the phases left are empty
         fi
-        # The phase starts as its change begins (a new rate takes effect during reshape).
-        scrape_metrics "$TMP/metrics-$i.txt"
-        python3 -c 'import json, sys, time
-print(json.dumps({"phase": int(sys.argv[1]), "spec": sys.argv[2], "rate_mbps": float(sys.argv[3]), "load": sys.argv[2].endswith("+load"), "start_unix_ms": time.time() * 1e3}))' \
-            "$i" "$p" "${RATES[$i]}" >>"$PHASES_FILE"
+        # The phase's images start as its change begins (the phone's reaction counts in the
+        # phase); the server's time over the phase is read from when the change is done.
+        printf '{"phase": %d, "spec": "%s", "rate_mbps": %s, "load": %s, "start_unix_ms": %s}\n' \
+            "$i" "$p" "${RATES[$i]}" "$([[ $p == *+load ]] && echo true || echo false)" "$(date +%s%3N)" >>"$PHASES_FILE"
         if [ "$i" -gt 0 ] && [ "${RATES[$i]}" != "${RATES[$((i - 1))]}" ]; then
             reshape "${RATES[$i]}"
         fi
-        if [[ $p == *+load ]] && [ ${#LOAD_PIDS[@]} -eq 0 ]; then
-            # Other phones, in the cloud's namespace (their traffic never crosses the shaped link),
-            # on the bundle's first split: they queue where this phone's split requests queue.
-            for n in $(seq "$FLOODERS"); do
-                "${IN_CLOUD[@]}" "$BIN" infer --server "$SCHEME://$CLOUD_IP:$PORT" "${TLS_INFER[@]}" --bundle "$BUNDLE" \
-                    "${DATA_ARGS[@]}" --json >/dev/null 2>"$TMP/flooder-$n.log" &
-                LOAD_PIDS+=($!)
-                PIDS+=($!)
-            done
-        elif [[ $p != *+load ]] && [ ${#LOAD_PIDS[@]} -gt 0 ]; then
-            for pid in "${LOAD_PIDS[@]}"; do stop_pid "$pid"; forget_pid "$pid"; done
-            LOAD_PIDS=()
+        if [[ $p == *+load ]] && [ "$LOADED" = 0 ]; then
+            for pid in "${LOAD_PIDS[@]}"; do kill -CONT "$pid"; done
+            LOADED=1
+        elif [[ $p != *+load ]] && [ "$LOADED" = 1 ]; then
+            for pid in "${LOAD_PIDS[@]}"; do kill -STOP "$pid"; done
+            LOADED=0
+            sleep 0.2   # what they left in the server's queue (one request each) drains
         fi
+        scrape_metrics "$TMP/metrics-$i.txt"
         log "adapt: phase $i: ${RATES[$i]} Mbit/s$([[ $p == *+load ]] && echo ", server loaded by $FLOODERS phones")"
     done
     rc=0
     wait "$PHONE_PID" || rc=$?
     forget_pid "$PHONE_PID"
     scrape_metrics "$TMP/metrics-end.txt"
-    for pid in "${LOAD_PIDS[@]}"; do stop_pid "$pid"; forget_pid "$pid"; done
+    [ ${#LOAD_PIDS[@]} -eq 0 ] || stop_pids "${LOAD_PIDS[@]}"
     [ "$rc" = 0 ] || { cat "$TMP/adapt.err" >&2; die "bottlenet infer --split auto failed (status $rc)"; }
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/serve.log" >&2; die "bottlenet serve died during --adapt"; }
     unshape
     ADAPT_META=$(python3 -c 'import json, sys
 m = json.loads(sys.argv[1])
-m.update(phase_s=int(sys.argv[2]), slower_phone=float(sys.argv[3]), every_ms=int(sys.argv[4]), flooders=int(sys.argv[5]), declared=sys.argv[6])
-print(json.dumps(m))' "$META" "$PHASE_S" "$SLOWER" "$EVERY_MS" "$FLOODERS" "$DECLARED")
+m.update(phase_s=int(sys.argv[2]), slower_phone=float(sys.argv[3]), every_ms=int(sys.argv[4]), flooders=int(sys.argv[5]), declared=sys.argv[6], uplink_probe_ms=int(sys.argv[7]))
+print(json.dumps(m))' "$META" "$PHASE_S" "$SLOWER" "$EVERY_MS" "$FLOODERS" "$DECLARED" "$PROBE_MS")
     python3 "$HELPER" adapt "$BIN" "$RESULTS" "$TMP/mobile-slower.json" "$CLOUD" "$PHASES_FILE" "$LOG" \
         "$TMP/adapt.json" "$ADAPT_META" "$TMP/metrics" "$JSON_OUT"
     exit 0

@@ -98,19 +98,31 @@ def table(rows_file, json_out):
             json.dump({"statistic": "p50_ms", "rows": rows}, out, indent=1)
             out.write("\n")
 
-def filler(ifname, ethertype, mac, frame_bytes):
-    """Keeps the tbf's bucket empty with raw frames of frame_bytes (>= the 14-byte header).
+def filler(ifname, ethertype, mac, size_file):
+    """Keeps the tbf's bucket empty with raw frames of the size in size_file (>= the 14-byte
+    header), read again on SIGHUP: a new rate needs no new process (a Python start-up is
+    ~0.1 s of CPU, which a 2-core host's server would feel as load).
     A blocking socket whose send buffer holds ~100 frames paces itself on the qdisc."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: stop quietly, no traceback
     proto = int(ethertype, 16)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
     s.bind((ifname, proto))
     s.setsockopt(socket.SOL_SOCKET, 32, 100_000)  # SO_SNDBUFFORCE (root)
-    frame = bytes.fromhex(mac.replace(":", "")) + bytes(6) + proto.to_bytes(2, "big")
-    frame += bytes(max(0, frame_bytes - len(frame)))
+    header = bytes.fromhex(mac.replace(":", "")) + bytes(6) + proto.to_bytes(2, "big")
+
+    def sized():
+        with open(size_file) as f:
+            return header + bytes(max(0, int(f.read().strip()) - len(header)))
+
+    frame = [sized()]
+
+    def reread(_signum, _frame):
+        frame[0] = sized()
+
+    signal.signal(signal.SIGHUP, reread)
     while True:
         try:
-            s.send(frame)
+            s.send(frame[0])
         except OSError:
             time.sleep(0.001)
 
@@ -251,6 +263,6 @@ if __name__ == "__main__":
     elif cmd == "adapt":
         adapt(*args[:7], json.loads(args[7]), args[8], args[9] if len(args) > 9 else "")
     elif cmd == "filler":
-        filler(args[0], args[1], args[2], int(args[3]))
+        filler(args[0], args[1], args[2], args[3])
     else:
         sys.exit(f"helper: unknown command {cmd}")

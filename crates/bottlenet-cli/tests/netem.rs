@@ -227,25 +227,33 @@ fn sigint_mid_run_leaves_nothing_behind() {
     assert_eq!(group_left(pid), Vec::<String>::new(), "processes of the run still alive");
 }
 
-/// Issue 14 item 4: `--split auto` under tc. One run through three timed phases — Wi-Fi's
-/// up-link, then 3G's, then 3G's with the server loaded by twelve other phones —
-/// with the phone emulating a device 4× slower than this host (the paper's regime: a phone
-/// slower than its server; otherwise mobile-only wins everywhere here and nothing can change).
-/// In every phase the path that served the last image must be Algorithm 1's choice for that
-/// phase (select at the phase's rate, with the server's own time per path over the phase from
-/// its metrics: the conditions, not what the phone believed them to be), the choices
-/// must differ from phase to phase (or the test would show nothing), and the choice must
-/// change exactly once per change of conditions: never in the first phase, once in each other.
+/// Issue 14 item 4: `--split auto` under tc. One run through five timed phases, one change of
+/// conditions each — Wi-Fi's up-link; 3G's (the link gets slower); 3G's with the server loaded
+/// by twelve other phones (the server gets busy); 3G's again (it is idle again); Wi-Fi's (the
+/// link gets faster, which only the phone's up-link probes can show: its bottleneck frames are
+/// too small to time) — with the phone emulating a device 6× slower than this host (the paper's
+/// regime: a phone slower than its server; otherwise mobile-only wins everywhere here and
+/// nothing can change). In every phase the path that served the last image must be Algorithm
+/// 1's choice for that phase (select at the phase's rate, with the server's own time per path
+/// over the phase from its metrics: the conditions, not what the phone believed them to be),
+/// the choices must differ from phase to phase (or the test would show nothing), and the
+/// choice must change exactly once per change of conditions: never in the first phase, once
+/// in each other.
 #[test]
 fn auto_follows_algorithm_1_across_two_rates_and_a_loaded_server() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !runnable() {
         return;
     }
-    let (report, _) = run_to_json(&["--adapt", "wifi,3g,3g+load", "--phase-s", "4", "--slower-phone", "4"]);
+    let (report, _) = run_to_json(&["--adapt", "wifi,3g,3g+load,3g,wifi", "--phase-s", "4", "--slower-phone", "6"]);
     assert_eq!(report["meta"]["tls"], "on", "TLS off");
+    assert!(
+        report["summary"]["uplink_probes"]["probes"].as_u64().unwrap_or(0) > 0,
+        "the phone never probed its up-link: {}",
+        report["summary"]
+    );
     let phases = report["phases"].as_array().unwrap();
-    assert_eq!(phases.len(), 3, "{report}");
+    assert_eq!(phases.len(), 5, "{report}");
     let name = |p: &Value, key: &str| p[key].as_str().unwrap_or("n/a").to_ascii_lowercase();
     for (i, phase) in phases.iter().enumerate() {
         assert!(

@@ -103,8 +103,16 @@ pub enum Observation {
     /// candidate in use also speaks for the whole server: the other candidates' older reports
     /// are dropped, and they cost their profiled `TC` times the larger of `ServerLoad`'s factor
     /// and this report's ratio to its own profiled `TC` (a path the phone stopped using would
-    /// otherwise keep the time it had before the server got busy).
+    /// otherwise keep the time it had before the server got busy). On mobile-only no path is
+    /// in use, and the busiest report of any path speaks for the server that way.
     ServiceTime { candidate: String, tc_ms: f64 },
+    /// The last `ServiceTime` of `candidate` is too old to speak for the server (no request
+    /// and no status has refreshed it): the candidate costs as if never reported again, and
+    /// when that report also set the server's load factor, the factor goes with it. The
+    /// phone's policy says when (a phone that left a split because the server was slow would
+    /// otherwise never go back). Absence of news is not noise: the best candidate takes over at
+    /// once when it beats the current choice by the margin.
+    ReportExpired { candidate: String },
     /// The server did not answer (a failed ping or request).
     ServerUnreachable,
     /// The server answered again.
@@ -130,6 +138,8 @@ pub struct Reselector {
     /// The latest report of the candidate in use over its profiled `TC`: the server's load as
     /// that path sees it.
     reported_scale: f64,
+    /// The candidate whose report set `reported_scale`.
+    reported_scale_from: Option<String>,
     service_ms: BTreeMap<String, f64>,
     reachable: bool,
     current: String,
@@ -156,6 +166,7 @@ impl Reselector {
             config,
             tc_scale: 1.0,
             reported_scale: 0.0,
+            reported_scale_from: None,
             service_ms: BTreeMap::new(),
             reachable: true,
             current: String::new(),
@@ -260,18 +271,65 @@ impl Reselector {
                         "service time of {candidate:?} must be finite and not negative, got {tc_ms}"
                     )));
                 }
+                let profiled = self
+                    .costs
+                    .iter()
+                    .find(|c| c.name == candidate)
+                    .map_or(0.0, |c| c.tc_ms);
+                let ratio = (profiled > 0.0).then(|| tc_ms / profiled);
                 if candidate == self.current {
-                    let profiled = self
-                        .costs
-                        .iter()
-                        .find(|c| c.name == candidate)
-                        .map_or(0.0, |c| c.tc_ms);
-                    if profiled > 0.0 {
-                        self.reported_scale = tc_ms / profiled;
+                    if let Some(ratio) = ratio {
+                        self.reported_scale = ratio;
+                        self.reported_scale_from = Some(candidate.clone());
                     }
                     self.service_ms.clear();
+                } else if self.current == self.mobile_only_name()
+                    && let Some(ratio) = ratio
+                    && (ratio > self.reported_scale || self.reported_scale_from.as_deref().is_none_or(|from| from == candidate))
+                {
+                    // No path in use: a report of any path (a status's, for a split others keep
+                    // busy) is the freshest news of the server; the busiest one speaks for it.
+                    self.reported_scale = ratio;
+                    self.reported_scale_from = Some(candidate.clone());
                 }
                 self.service_ms.insert(candidate, tc_ms);
+            }
+            Observation::ReportExpired { candidate } => {
+                if !self.costs.iter().any(|c| c.name == candidate) {
+                    return Err(Error::UnknownCandidate(candidate));
+                }
+                self.service_ms.remove(&candidate);
+                if self.reported_scale_from.as_deref() == Some(candidate.as_str()) {
+                    // The busiest report still standing speaks for the server now, if any.
+                    let busiest = self
+                        .service_ms
+                        .iter()
+                        .filter_map(|(name, &tc_ms)| {
+                            let profiled = self.costs.iter().find(|c| &c.name == name)?.tc_ms;
+                            (profiled > 0.0).then(|| (name.clone(), tc_ms / profiled))
+                        })
+                        .max_by(|a, b| a.1.total_cmp(&b.1));
+                    (self.reported_scale_from, self.reported_scale) = match busiest {
+                        Some((name, ratio)) => (Some(name), ratio),
+                        None => (None, 0.0),
+                    };
+                }
+                if !self.reachable {
+                    return Ok(self.unchanged());
+                }
+                self.pending = None;
+                let selection = self.selection()?;
+                let best = selection.chosen();
+                let target = self.config.target;
+                let beats_current = selection
+                    .get(&self.current)
+                    .filter(|r| r.eligible)
+                    .is_none_or(|current| best.objective(target) < current.objective(target) * (1.0 - self.config.hysteresis));
+                if best.candidate != self.current && beats_current {
+                    let best = best.candidate.clone();
+                    return Ok(self.switch_to(best));
+                }
+                return Ok(self.unchanged());
             }
             Observation::ServerUnreachable => {
                 self.reachable = false;
@@ -510,6 +568,65 @@ mod tests {
         // E: 1 + 60 + 0.85 ms; L: 6 + 15 + 0.08 ms (with the stale 0.5 ms it would win at
         // 6.6 ms); mobile-only: 20 ms.
         assert_eq!(r.current(), "mobile-only");
+    }
+
+    /// Issue 14 (`netem.sh --adapt`): a phone that left for mobile-only because the server was
+    /// slow comes back once that report is too old to speak for the server, at once.
+    #[test]
+    fn an_expired_report_brings_back_the_path_it_drove_away() {
+        let mut r = reselector(latency_config());
+        for _ in 0..3 {
+            r.observe(Observation::ServiceTime { candidate: "E".into(), tc_ms: 60.0 }).unwrap();
+        }
+        assert_eq!(r.current(), "mobile-only");
+        // L, never reported, costs its profiled TC x 30 (the factor E's report set).
+        let d = r.observe(Observation::ReportExpired { candidate: "L".into() }).unwrap();
+        assert!(!d.changed, "{d:?}");
+        let d = r.observe(Observation::ReportExpired { candidate: "E".into() }).unwrap();
+        assert_eq!(d, Decision { chosen: "E".into(), changed: true });
+        let costs = r.effective_costs();
+        let tc = |name: &str| costs.iter().find(|c| c.name == name).unwrap().tc_ms;
+        assert!((tc("E") - 2.0).abs() < 1e-9 && (tc("L") - 0.5).abs() < 1e-9, "profiled again: {costs:?}");
+        // Mobile-only again, through a status that reports L busy (others use it): cloud-only,
+        // never reported, costs its profiled TC x L's factor, so it does not look idle.
+        for _ in 0..3 {
+            r.observe(Observation::ServiceTime { candidate: "E".into(), tc_ms: 60.0 }).unwrap();
+        }
+        assert_eq!(r.current(), "mobile-only");
+        r.observe(Observation::ReportExpired { candidate: "E".into() }).unwrap();
+        r.observe(Observation::ServerReachable).unwrap();
+        assert_eq!(r.current(), "E");
+        for _ in 0..3 {
+            r.observe(Observation::ServiceTime { candidate: "E".into(), tc_ms: 60.0 }).unwrap();
+        }
+        r.observe(Observation::ServiceTime { candidate: "L".into(), tc_ms: 20.0 }).unwrap();
+        r.observe(Observation::ReportExpired { candidate: "E".into() }).unwrap();
+        assert_eq!(r.current(), "mobile-only", "L's report, 40x, speaks for the server now");
+        let costs = r.effective_costs();
+        let tc = |name: &str| costs.iter().find(|c| c.name == name).unwrap().tc_ms;
+        assert!((tc("cloud-only") - 3.0 * 40.0).abs() < 1e-9 && (tc("E") - 2.0 * 40.0).abs() < 1e-9, "{costs:?}");
+        // L's report lasts (a status refreshes it) while E's old one expires: L still speaks.
+        for _ in 0..3 {
+            r.observe(Observation::ServiceTime { candidate: "L".into(), tc_ms: 20.0 }).unwrap();
+        }
+        r.observe(Observation::ReportExpired { candidate: "L".into() }).unwrap();
+        assert_eq!(r.current(), "E", "nothing left to say the server is busy");
+        for _ in 0..3 {
+            r.observe(Observation::ServiceTime { candidate: "E".into(), tc_ms: 60.0 }).unwrap();
+        }
+        assert_eq!(r.current(), "mobile-only");
+        // L at 14 ms (28x) is below the 30x of E, the path that left: E's factor stands...
+        r.observe(Observation::ServiceTime { candidate: "L".into(), tc_ms: 14.0 }).unwrap();
+        // ...until E's report goes, and L's still stands for the server.
+        r.observe(Observation::ReportExpired { candidate: "E".into() }).unwrap();
+        assert_eq!(r.current(), "mobile-only", "E's report went, L's still stands");
+        let costs = r.effective_costs();
+        let tc = |name: &str| costs.iter().find(|c| c.name == name).unwrap().tc_ms;
+        assert!((tc("E") - 2.0 * 28.0).abs() < 1e-9 && (tc("cloud-only") - 3.0 * 28.0).abs() < 1e-9, "{costs:?}");
+        assert!(matches!(
+            r.observe(Observation::ReportExpired { candidate: "nope".into() }),
+            Err(Error::UnknownCandidate(_))
+        ));
     }
 
     #[test]

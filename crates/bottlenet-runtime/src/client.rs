@@ -13,7 +13,7 @@ use tonic::{Code, Request, Status};
 use crate::auth::{self, BearerToken};
 pub use crate::client_options::{ClientOptions, ClientTls, SplitMode, Transport};
 use crate::error::{Error, Result};
-use crate::link::{Link, Rpc, SharedPolicy, lock, probe, refuses_credentials, served_splits};
+use crate::link::{Link, Rpc, SharedPolicy, fresh_loads, lock, probe, refuses_credentials, served_splits};
 use crate::metrics::code_name;
 use crate::model::{ClassScore, Image, PhoneHalf, top_k};
 use crate::pacer::UplinkPacer;
@@ -22,6 +22,7 @@ use crate::proto::bottle_net_client::BottleNetClient;
 use crate::proto::{InferImageRequest, InferReply, InferRequest, StatusReply, StatusRequest};
 use crate::stream_client::{Sent, StreamLink, StreamSettings};
 use crate::uplink::UplinkEstimator;
+use crate::uplink_probe::{self, ProbeStats, UplinkProber, padding_wire_bytes, probe_uplink};
 
 /// The answer to one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +104,8 @@ pub struct Client {
     /// `None` with [`Transport::Unary`].
     stream: Option<StreamLink>,
     wire_overhead_bytes: f64,
-    uplink: Mutex<UplinkEstimator>,
+    uplink: Arc<Mutex<UplinkEstimator>>,
+    prober: Arc<UplinkProber>,
     link: Arc<Mutex<Link>>,
     server_splits: Mutex<Option<Vec<String>>>,
     next_id: AtomicU64,
@@ -146,7 +148,9 @@ impl Client {
         let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| Error::Config(format!("bad server URL `{url}`: {e}")))?
             .connect_timeout(options.connect_timeout)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .initial_connection_window_size(crate::server::RECEIVE_WINDOW_BYTES)
+            .initial_stream_window_size(crate::server::RECEIVE_WINDOW_BYTES);
         if options.tls.is_some() || url.starts_with("https://") {
             let tls = options.tls.clone().unwrap_or_default();
             let mut cfg = ClientTlsConfig::new();
@@ -190,7 +194,8 @@ impl Client {
             phone,
             stream,
             wire_overhead_bytes: options.wire_overhead_bytes.max(0.0),
-            uplink: Mutex::new(UplinkEstimator::new(options.declared_uplink_mbps)),
+            uplink: Arc::new(Mutex::new(UplinkEstimator::new(options.declared_uplink_mbps))),
+            prober: Arc::new(UplinkProber::new(options.uplink_probe_interval)),
             model,
             mode,
             top_k: options.top_k,
@@ -240,6 +245,9 @@ impl Client {
             });
         }
         *lock(&self.server_splits) = Some(splits);
+        if status.max_message_bytes > 0 {
+            self.prober.limit_padding(status.max_message_bytes);
+        }
         if let Some(policy) = self.policy() {
             lock(&policy).restrict(&self.candidates());
         }
@@ -269,7 +277,7 @@ impl Client {
 
     /// Asks the server for its status (models, splits, load).
     pub async fn server_status(&self) -> Result<StatusReply> {
-        let mut req = Request::new(StatusRequest {});
+        let mut req = Request::new(StatusRequest::default());
         req.set_timeout(self.timeout);
         let reply = tokio::time::timeout(self.timeout, self.rpc.clone().status(req))
             .await
@@ -336,9 +344,56 @@ impl Client {
         }
         let choice = match &self.mode {
             Mode::Fixed(c) => c.clone(),
-            Mode::Auto(p) => lock(p).choose(),
+            Mode::Auto(p) => {
+                self.probe_uplink_if_due(p);
+                lock(p).choose()
+            }
         };
         (choice, None)
+    }
+
+    /// Under auto, starts a background probe of the up-link when one is due
+    /// ([`crate::uplink_probe`]); a probe that moves the estimate tells the policy.
+    fn probe_uplink_if_due(&self, policy: &SharedPolicy) {
+        if !self.prober.start_if_due() {
+            return;
+        }
+        let (rpc, pacer, timeout, model) = (self.rpc.clone(), self.pacer.clone(), self.timeout, self.model.clone());
+        let (uplink, prober, policy) = (Arc::clone(&self.uplink), Arc::clone(&self.prober), Arc::clone(policy));
+        tokio::spawn(async move {
+            let Some(estimate) = lock(&uplink).estimate_mbps() else {
+                prober.finish(0);
+                return;
+            };
+            let padding = prober.padding_for(estimate);
+            match probe_uplink(&rpc, pacer.as_deref(), timeout, padding).await {
+                Ok((serial_ms, status)) => {
+                    let moved = lock(&uplink).record_probe(padding_wire_bytes(padding), serial_ms);
+                    tracing::debug!(padding, ?serial_ms, estimate, ?moved, "up-link probe");
+                    let loads = fresh_loads(&status, &model);
+                    if moved.is_some() || !loads.is_empty() {
+                        lock(&policy).observe(&Observation {
+                            reachable: true,
+                            uplink_mbps: moved,
+                            queue_depth: Some(status.queue_depth),
+                            loads,
+                            ..Observation::default()
+                        });
+                    }
+                    prober.finish(uplink_probe::CALLS_PER_PROBE * padding);
+                }
+                Err(e) => {
+                    // The image path finds out about an unusable server on its own.
+                    tracing::debug!(error = %e, "up-link probe failed");
+                    prober.finish(0);
+                }
+            }
+        });
+    }
+
+    /// What the up-link probes have sent so far.
+    pub fn uplink_probe_stats(&self) -> ProbeStats {
+        self.prober.stats()
     }
 
     fn mark_down(&self, code: Code) {
@@ -460,6 +515,7 @@ impl Client {
             None => Duration::ZERO,
         };
 
+        let upload_start = self.prober.upload_start();
         let sent = Instant::now();
         let mut rpc = self.rpc.clone();
         let call = async {
@@ -553,8 +609,12 @@ impl Client {
             reported_tc_ms: (load.smoothed_service_us + load.smoothed_queue_us) as f64 / 1e3,
         };
         // A throughput sample only from a transfer long enough to time (issue #14: a tiny
-        // frame's time is the round trip, not the link).
-        let uplink_mbps = lock(&self.uplink).record(wire_bytes, upload_ms);
+        // frame's time is the round trip, not the link), and that had the link to itself.
+        let uplink_mbps = if self.prober.overlapped(&upload_start) {
+            None
+        } else {
+            lock(&self.uplink).record(wire_bytes, upload_ms)
+        };
         let obs = Observation {
             served_by: Some(choice.clone()),
             reachable: true,

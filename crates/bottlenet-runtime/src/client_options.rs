@@ -72,6 +72,9 @@ pub struct ClientOptions {
     /// The declared network's up-link (Mbit/s): the prior that only transfers long enough to
     /// time can move ([`crate::uplink::UplinkEstimator`]).
     pub declared_uplink_mbps: Option<f64>,
+    /// With [`SplitMode::Auto`]: probe the up-link this often ([`crate::uplink_probe`]), so a
+    /// link that got faster is seen while only small frames (or none) are sent; zero: never.
+    pub uplink_probe_interval: Duration,
 }
 
 impl ClientOptions {
@@ -90,6 +93,7 @@ impl ClientOptions {
             transport: Transport::Stream,
             wire_overhead_bytes: 0.0,
             declared_uplink_mbps: None,
+            uplink_probe_interval: Duration::from_secs(1),
         }
     }
 }

@@ -26,6 +26,7 @@ mod server_stream;
 mod stream_client;
 pub mod summary;
 pub mod uplink;
+pub mod uplink_probe;
 
 /// Code generated from `proto/bottlenet.proto`.
 #[allow(missing_debug_implementations, clippy::unwrap_used)]
@@ -41,3 +42,4 @@ pub use policy::{Algorithm1, Choice, Observation, ObservedLatency, SplitLoad, Sp
 pub use server::{Server, ServerConfig, TlsIdentity, check_exposure, shutdown_signal};
 pub use summary::{Summary, SummaryReport, percentile};
 pub use uplink::UplinkEstimator;
+pub use uplink_probe::ProbeStats;

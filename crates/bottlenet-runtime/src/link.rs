@@ -67,6 +67,28 @@ pub(crate) fn served_splits(status: &StatusReply, model: &str) -> Option<Vec<Str
     )
 }
 
+/// A split idle longer than this reports history, not the server's state now (the server's
+/// smoothing forgets such a gap: batcher.rs, `RouteLoad`).
+const FRESH_LOAD: Duration = Duration::from_secs(1);
+
+/// The loads a status reports for `model` from splits in recent use (`idle_ms` at most
+/// [`FRESH_LOAD`]; a server from before `idle_ms` sends 0 and is taken at its word).
+pub(crate) fn fresh_loads(status: &StatusReply, model: &str) -> Vec<SplitLoad> {
+    let fresh_ms = FRESH_LOAD.as_millis() as u64;
+    status
+        .models
+        .iter()
+        .find(|m| m.model == model)
+        .map(|m| {
+            m.splits
+                .iter()
+                .filter(|s| s.idle_ms <= fresh_ms)
+                .filter_map(|s| SplitLoad::from_reported(&s.split, s.smoothed_service_us, s.smoothed_queue_us))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) async fn probe(
     rpc: &Rpc,
     model: &str,
@@ -74,7 +96,7 @@ pub(crate) async fn probe(
     link: &Mutex<Link>,
     policy: Option<SharedPolicy>,
 ) -> Result<StatusReply> {
-    let mut req = Request::new(StatusRequest {});
+    let mut req = Request::new(StatusRequest::default());
     req.set_timeout(timeout);
     let result = tokio::time::timeout(timeout, rpc.clone().status(req))
         .await
@@ -110,13 +132,7 @@ pub(crate) async fn probe(
         };
         if let Ok(status) = &result {
             obs.queue_depth = Some(status.queue_depth);
-            if let Some(m) = status.models.iter().find(|m| m.model == model) {
-                obs.loads = m
-                    .splits
-                    .iter()
-                    .filter_map(|s| SplitLoad::from_reported(&s.split, s.smoothed_service_us, s.smoothed_queue_us))
-                    .collect();
-            }
+            obs.loads = fresh_loads(status, model);
         }
         lock(&p).observe(&obs);
     }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use bottlenet_partition::reselect::Observation as Seen;
 use bottlenet_partition::{Decision, Reselector};
@@ -127,13 +128,39 @@ pub trait SplitPolicy: Send {
 pub struct Algorithm1 {
     reselector: Reselector,
     last: Option<Decision>,
+    /// When each candidate's server time was last reported (an answer, or a status whose
+    /// split was in recent use): older than [`REPORT_TTL`], it expires.
+    reported_at: HashMap<String, Instant>,
 }
+
+/// How long a server-time report speaks for the server: two of the up-link probe's status
+/// calls (one a second, `ClientOptions::uplink_probe_interval`) refresh a split others keep
+/// busy in that time, so a loaded server stays known as loaded, while a path nobody uses any
+/// more loses its old report and is tried again (paper §3.4: the choice follows the load both
+/// ways).
+pub const REPORT_TTL: Duration = Duration::from_secs(2);
 
 impl Algorithm1 {
     pub fn new(reselector: Reselector) -> Self {
         Algorithm1 {
             reselector,
             last: None,
+            reported_at: HashMap::new(),
+        }
+    }
+
+    /// Lets reports older than [`REPORT_TTL`] go (Reselector's `ReportExpired`).
+    fn expire_reports(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .reported_at
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) > REPORT_TTL)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for candidate in expired {
+            self.reported_at.remove(&candidate);
+            tracing::debug!(%candidate, "server time report expired");
+            self.feed(Seen::ReportExpired { candidate });
         }
     }
 
@@ -163,6 +190,7 @@ impl Algorithm1 {
 
 impl SplitPolicy for Algorithm1 {
     fn choose(&mut self) -> Choice {
+        self.expire_reports(Instant::now());
         Choice::from_name(self.reselector.current())
     }
 
@@ -190,6 +218,7 @@ impl SplitPolicy for Algorithm1 {
         for load in &obs.loads {
             let tc_ms = load.service_ms + load.queue_ms;
             if tc_ms.is_finite() && tc_ms > 0.0 {
+                self.reported_at.insert(load.split.clone(), Instant::now());
                 self.feed(Seen::ServiceTime {
                     candidate: load.split.clone(),
                     tc_ms,

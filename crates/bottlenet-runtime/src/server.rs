@@ -36,6 +36,9 @@ use crate::server_stream;
 /// `max_message_bytes` with an answer for that message alone.
 const ENVELOPE_BYTES: usize = 1024;
 
+/// HTTP/2 connection and stream receive windows of the server and the client.
+pub(crate) const RECEIVE_WINDOW_BYTES: u32 = 1 << 20;
+
 /// The state every handler shares.
 pub(crate) struct Shared {
     models: Vec<Arc<dyn CloudHalf>>,
@@ -214,6 +217,7 @@ impl BottleNet for Service {
         _request: Request<StatusRequest>,
     ) -> std::result::Result<Response<StatusReply>, Status> {
         let s = &self.shared;
+        let now = std::time::Instant::now();
         let split_status = |index: usize, split: String| {
             let l: RouteLoad = s.dispatcher.load(&Route {
                 model: index,
@@ -224,6 +228,7 @@ impl BottleNet for Service {
                 smoothed_service_us: l.service_us.round() as u64,
                 smoothed_queue_us: l.queue_us.round() as u64,
                 served: l.served,
+                idle_ms: l.idle(now).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
             }
         };
         let models = s
@@ -434,7 +439,12 @@ impl Server {
         let token = RequireToken::new(shared.config.token.as_deref(), Arc::clone(&shared.metrics));
         let service = tonic::service::interceptor::InterceptedService::new(service, token);
 
-        let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+        // HTTP/2 receive windows well above one message: a phone's frames and its up-link
+        // probes (uplink_probe.rs) never wait a round trip for a WINDOW_UPDATE.
+        let mut builder = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .initial_connection_window_size(RECEIVE_WINDOW_BYTES)
+            .initial_stream_window_size(RECEIVE_WINDOW_BYTES);
         if let Some(tls) = &shared.config.tls {
             let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
             builder =

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::client::{Answer, server_fault};
 use crate::metrics::code_name;
+use crate::uplink_probe::ProbeStats;
 
 /// Accumulates answers; [`report`](Self::report) turns them into figures.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +20,7 @@ pub struct Summary {
     server_errors: usize,
     fallback_causes: BTreeMap<String, usize>,
     by_path: BTreeMap<String, usize>,
+    uplink_probes: ProbeStats,
 }
 
 /// The figures of a run (serializable for `--json` output).
@@ -51,6 +53,8 @@ pub struct SummaryReport {
     pub fallback_causes: BTreeMap<String, usize>,
     /// Requests served per path name (`rb1`, `cloud-only`, `mobile-only`, …).
     pub by_path: BTreeMap<String, usize>,
+    /// The up-link probes of `--split auto` and the padding they sent (not in `total_bytes`).
+    pub uplink_probes: ProbeStats,
 }
 
 /// Nearest-rank percentile of `sorted` (ascending), `q` in [0, 1]; NaN when empty.
@@ -98,6 +102,11 @@ impl Summary {
             .or_default() += 1;
     }
 
+    /// What the client's up-link probes cost over the run ([`crate::Client::uplink_probe_stats`]).
+    pub fn record_uplink_probes(&mut self, stats: ProbeStats) {
+        self.uplink_probes = stats;
+    }
+
     pub fn report(&self) -> SummaryReport {
         let mut sorted = self.latencies_ms.clone();
         sorted.sort_by(f64::total_cmp);
@@ -125,6 +134,7 @@ impl Summary {
             server_errors: self.server_errors,
             fallback_causes: self.fallback_causes.clone(),
             by_path: self.by_path.clone(),
+            uplink_probes: self.uplink_probes,
         }
     }
 }

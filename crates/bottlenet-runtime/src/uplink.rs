@@ -15,6 +15,11 @@
 //! lower the estimate for good. A sample therefore moves the estimate only when the timeable
 //! transfer before it, with no untimeable one between, saw the link on the same side of the
 //! current estimate; it moves to the less extreme of the two.
+//!
+//! A phone that sends only small frames (or nothing, on mobile-only) would never see its link
+//! get faster that way. Under `--split auto` it therefore also probes the link now and then
+//! ([`crate::uplink_probe`]): padding sized to take ~10 ms at the current estimate, timed
+//! against an empty call, twice ([`UplinkEstimator::record_probe`]).
 
 use std::collections::VecDeque;
 
@@ -75,16 +80,56 @@ impl UplinkEstimator {
             self.pending_mbps = None;
             return None;
         }
-        // A transfer expected to be long that finished at once: the link is faster than
-        // believed, by at most MAX_STEP per sample.
-        let serial_ms = beyond_ms.max(expected_ms.map_or(0.0, |e| e / MAX_STEP)).max(1e-3);
-        let mut sample = 8.0 * wire_bytes / (serial_ms * 1e3);
+        self.judge(self.sample_mbps(wire_bytes, beyond_ms, expected_ms))
+    }
+
+    /// Records one active probe (crate::uplink_probe): two transfers of `wire_bytes` each whose
+    /// `serial_ms` are their serialization alone (the round trip already taken out). A probe is
+    /// its own confirmation: it moves the estimate when both samples are long enough to time and
+    /// see the link on the same side, to the less extreme of the two; `base` and a pending image
+    /// sample are left as they are.
+    pub fn record_probe(&mut self, wire_bytes: f64, serial_ms: [f64; 2]) -> Option<f64> {
+        if !(wire_bytes.is_finite() && wire_bytes > 0.0) || serial_ms.iter().any(|t| !(t.is_finite() && *t >= 0.0)) {
+            return None;
+        }
+        let expected_ms = self.estimate_mbps.map(|m| 8.0 * wire_bytes / (m * 1e3));
+        let timeable = |t: f64| t >= MIN_TIMEABLE_MS || expected_ms.is_some_and(|e| e >= MIN_TIMEABLE_MS);
+        if !serial_ms.iter().all(|t| timeable(*t)) {
+            return None;
+        }
+        let [first, second] = serial_ms.map(|t| self.sample_mbps(wire_bytes, t, expected_ms));
+        let Some(current) = self.estimate_mbps else {
+            let sample = first.min(second);
+            self.estimate_mbps = Some(sample);
+            return Some(sample);
+        };
+        let below = second < current;
+        ((first < current) == below).then(|| {
+            let confirmed = if below { first.max(second) } else { first.min(second) };
+            self.estimate_mbps = Some(confirmed);
+            confirmed
+        })
+    }
+
+    /// Mbit/s that `wire_bytes` sent in `serial_ms` of serialization show, within MAX_STEP of the
+    /// current estimate. A transfer expected to be long that finished at once: the link is
+    /// faster than believed, by at most MAX_STEP per sample.
+    fn sample_mbps(&self, wire_bytes: f64, serial_ms: f64, expected_ms: Option<f64>) -> f64 {
+        let serial_ms = serial_ms.max(expected_ms.map_or(0.0, |e| e / MAX_STEP)).max(1e-3);
+        let sample = 8.0 * wire_bytes / (serial_ms * 1e3);
+        match self.estimate_mbps {
+            Some(current) => sample.clamp(current / MAX_STEP, current * MAX_STEP),
+            None => sample,
+        }
+    }
+
+    /// One timeable image transfer's sample against the pending one (module docs).
+    fn judge(&mut self, sample: f64) -> Option<f64> {
         let Some(current) = self.estimate_mbps else {
             // No belief to protect: the first timed transfer is the estimate.
             self.estimate_mbps = Some(sample);
             return Some(sample);
         };
-        sample = sample.clamp(current / MAX_STEP, current * MAX_STEP);
         let below = sample < current;
         // Pairs do not overlap: a confirmed pair is spent, and the next sample is judged
         // against the new estimate afresh.
@@ -194,5 +239,40 @@ mod tests {
         assert_eq!(e.record(600.0, -1.0), None);
         let sample = e.record(6_000.0, 0.4 + 48.0).expect("timeable");
         assert!((sample - 1.0).abs() < 1e-9, "{sample}");
+    }
+
+    #[test]
+    fn a_probe_sees_a_faster_link_that_small_frames_never_show() {
+        // Issue 14: RB1's 171 B frames on a 3G prior, the link now Wi-Fi. Only probes move it.
+        let mut e = UplinkEstimator::new(Some(1.1));
+        for _ in 0..50 {
+            assert_eq!(e.record(171.0, upload_ms(171.0, 18.88, 0.5)), None);
+        }
+        assert_eq!(e.estimate_mbps(), Some(1.1));
+        // Padding for 10 ms at 1.1 Mbit/s (1,375 B) takes 0.58 ms at 18.88: at most 10x a step.
+        let serial = 8.0 * 1_375.0 / 18.88e3;
+        let moved = e.record_probe(1_375.0, [serial, serial * 1.05]).expect("a faster link");
+        assert!((moved - 11.0).abs() < 1e-9, "{moved}");
+        // The next probe is sized for 10 ms at 11 Mbit/s (13,750 B) and times the link itself.
+        let serial = 8.0 * 13_750.0 / 18.88e3;
+        let moved = e.record_probe(13_750.0, [serial * 1.02, serial]).expect("timeable");
+        assert!((moved - 18.88 / 1.02).abs() < 1e-6, "the less extreme of the two: {moved}");
+    }
+
+    #[test]
+    fn a_probe_moves_only_when_both_halves_agree_and_can_be_timed() {
+        let mut e = UplinkEstimator::new(Some(5.85));
+        // One half slower, one faster than the estimate: no move.
+        let at = |mbps: f64| 8.0 * 7_000.0 / (mbps * 1e3);
+        assert_eq!(e.record_probe(7_000.0, [at(4.0), at(8.0)]), None);
+        assert_eq!(e.estimate_mbps(), Some(5.85));
+        // Both slower: the less extreme (the faster) of the two.
+        let moved = e.record_probe(7_000.0, [at(1.2), at(1.0)]).expect("both slower");
+        assert!((moved - 1.2).abs() < 1e-9, "{moved}");
+        // Padding too small to time at the estimate, finished at once: says nothing.
+        assert_eq!(e.record_probe(100.0, [0.2, 0.3]), None);
+        assert_eq!(e.record_probe(f64::NAN, [5.0, 5.0]), None);
+        assert_eq!(e.record_probe(7_000.0, [-1.0, 5.0]), None);
+        assert_eq!(e.estimate_mbps(), Some(1.2));
     }
 }

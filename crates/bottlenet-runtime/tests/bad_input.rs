@@ -176,7 +176,7 @@ async fn a_full_queue_answers_resource_exhausted_then_recovers() {
         let mut status_client = client.clone();
         loop {
             let s = status_client
-                .status(bottlenet_runtime::proto::StatusRequest {})
+                .status(bottlenet_runtime::proto::StatusRequest::default())
                 .await
                 .expect("status")
                 .into_inner();

@@ -205,7 +205,7 @@ async fn an_overloaded_server_sends_the_phone_home_until_it_recovers() {
             for _ in 0..400 {
                 let queued = raw_client(&server)
                     .await
-                    .status(bottlenet_runtime::proto::StatusRequest {})
+                    .status(bottlenet_runtime::proto::StatusRequest::default())
                     .await
                     .expect("status")
                     .into_inner()

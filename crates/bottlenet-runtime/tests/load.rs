@@ -96,7 +96,7 @@ async fn run(label: &str, max_batch: usize, max_delay_ms: u64, batch_cost: Durat
     // None lost or duplicated on the server side either.
     let status = raw_client(&server)
         .await
-        .status(StatusRequest {})
+        .status(StatusRequest::default())
         .await
         .expect("status")
         .into_inner();

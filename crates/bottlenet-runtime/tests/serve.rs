@@ -92,7 +92,7 @@ async fn every_split_answers_like_the_in_process_model() {
 
         let status = client
             .clone()
-            .status(StatusRequest {})
+            .status(StatusRequest::default())
             .await
             .expect("status")
             .into_inner();
@@ -351,7 +351,7 @@ async fn tls_with_a_bearer_token() {
             .await;
         if let Ok(channel) = plain {
             let mut c = bottlenet_runtime::proto::bottle_net_client::BottleNetClient::new(channel);
-            assert!(c.status(StatusRequest {}).await.is_err());
+            assert!(c.status(StatusRequest::default()).await.is_err());
         }
         server.stop().await.expect("clean stop");
     })
@@ -393,7 +393,7 @@ async fn graceful_shutdown_finishes_in_flight_and_queued_work() {
         // by HTTP/2's GOAWAY, not in flight: waiting only for the first batch raced with that.
         let mut status_client = client.clone();
         loop {
-            let waiting = status_client.status(StatusRequest {}).await.expect("status").into_inner().queue_depth as usize;
+            let waiting = status_client.status(StatusRequest::default()).await.expect("status").into_inner().queue_depth as usize;
             if cloud.batches() > 0 && cloud.batches() + waiting >= imgs.len() {
                 break;
             }

@@ -91,6 +91,11 @@ pub struct InferArgs {
     /// late goes at once, the next one MS after it); default: each as soon as the last answered.
     #[arg(long, value_name = "MS")]
     pub every_ms: Option<u64>,
+    /// With --split auto: probe the up-link every MS milliseconds (four empty and four padded
+    /// status calls, the padding sized for 10 ms on the link at the current estimate), so a
+    /// link that became faster is seen while only small frames are sent; 0: never.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub uplink_probe_ms: u64,
     /// Emulate a phone K times slower than this machine: every phone computation (head,
     /// encode, the whole network) waits until K× its measured time has passed. Answers and
     /// bytes are unchanged. Pair it with a mobile profile whose times are K× the measured ones.
@@ -221,6 +226,7 @@ pub fn run(args: InferArgs) -> Result<()> {
         if let Some(log) = log {
             log.finish()?;
         }
+        summary.record_uplink_probes(client.uplink_probe_stats());
         anyhow::Ok(summary.report())
     })?;
     if args.json {
@@ -247,6 +253,9 @@ pub fn run(args: InferArgs) -> Result<()> {
         for (cause, n) in &report.fallback_causes {
             println!("  fell back ({cause}): {n}");
         }
+        if report.uplink_probes.probes > 0 {
+            println!("  up-link probes: {} ({} B of padding)", report.uplink_probes.probes, report.uplink_probes.padding_bytes);
+        }
     }
     Ok(())
 }
@@ -260,6 +269,7 @@ fn client_options(args: &InferArgs) -> Result<ClientOptions> {
     if args.transport == "unary" {
         options.transport = bottlenet_runtime::Transport::Unary;
     }
+    options.uplink_probe_interval = std::time::Duration::from_millis(args.uplink_probe_ms);
     options.declared_uplink_mbps = Some(bottlenet_partition::Network::preset(args.network).uplink_mbps);
     // The bytes per image that the up-link estimate counts: payload plus the transport's
     // overhead the cloud profile measured.
