@@ -13,7 +13,7 @@ use tonic::{Code, Request, Status};
 use crate::auth::{self, BearerToken};
 pub use crate::client_options::{ClientOptions, ClientTls, SplitMode, Transport};
 use crate::error::{Error, Result};
-use crate::link::{Link, Rpc, SharedPolicy, fresh_loads, lock, probe, refuses_credentials, served_splits};
+use crate::link::{Link, Rpc, SharedPolicy, lock, probe, refuses_credentials, served_splits};
 use crate::metrics::code_name;
 use crate::model::{ClassScore, Image, PhoneHalf, top_k};
 use crate::pacer::UplinkPacer;
@@ -22,7 +22,7 @@ use crate::proto::bottle_net_client::BottleNetClient;
 use crate::proto::{InferImageRequest, InferReply, InferRequest, StatusReply, StatusRequest};
 use crate::stream_client::{Sent, StreamLink, StreamSettings};
 use crate::uplink::UplinkEstimator;
-use crate::uplink_probe::{self, ProbeStats, UplinkProber, padding_wire_bytes, probe_uplink};
+use crate::uplink_probe::{self, ProbeStats, UplinkProber};
 
 /// The answer to one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -353,42 +353,19 @@ impl Client {
     }
 
     /// Under auto, starts a background probe of the up-link when one is due
-    /// ([`crate::uplink_probe`]); a probe that moves the estimate tells the policy.
+    /// ([`crate::uplink_probe`]).
     fn probe_uplink_if_due(&self, policy: &SharedPolicy) {
-        if !self.prober.start_if_due() {
-            return;
+        if self.prober.start_if_due() {
+            tokio::spawn(uplink_probe::probe_and_tell(uplink_probe::ProbeTask {
+                rpc: self.rpc.clone(),
+                pacer: self.pacer.clone(),
+                timeout: self.timeout,
+                model: self.model.clone(),
+                uplink: Arc::clone(&self.uplink),
+                prober: Arc::clone(&self.prober),
+                policy: Arc::clone(policy),
+            }));
         }
-        let (rpc, pacer, timeout, model) = (self.rpc.clone(), self.pacer.clone(), self.timeout, self.model.clone());
-        let (uplink, prober, policy) = (Arc::clone(&self.uplink), Arc::clone(&self.prober), Arc::clone(policy));
-        tokio::spawn(async move {
-            let Some(estimate) = lock(&uplink).estimate_mbps() else {
-                prober.finish(0);
-                return;
-            };
-            let padding = prober.padding_for(estimate);
-            match probe_uplink(&rpc, pacer.as_deref(), timeout, padding).await {
-                Ok((serial_ms, status)) => {
-                    let moved = lock(&uplink).record_probe(padding_wire_bytes(padding), serial_ms);
-                    tracing::debug!(padding, ?serial_ms, estimate, ?moved, "up-link probe");
-                    let loads = fresh_loads(&status, &model);
-                    if moved.is_some() || !loads.is_empty() {
-                        lock(&policy).observe(&Observation {
-                            reachable: true,
-                            uplink_mbps: moved,
-                            queue_depth: Some(status.queue_depth),
-                            loads,
-                            ..Observation::default()
-                        });
-                    }
-                    prober.finish(uplink_probe::CALLS_PER_PROBE * padding);
-                }
-                Err(e) => {
-                    // The image path finds out about an unusable server on its own.
-                    tracing::debug!(error = %e, "up-link probe failed");
-                    prober.finish(0);
-                }
-            }
-        });
     }
 
     /// What the up-link probes have sent so far.
@@ -632,39 +609,4 @@ impl Client {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn availability_errors_fall_back_configuration_errors_do_not() {
-        for code in [
-            Code::Unavailable,
-            Code::ResourceExhausted,
-            Code::DeadlineExceeded,
-            Code::Cancelled,
-        ] {
-            assert!(server_unusable(code), "{code:?}");
-        }
-        for code in [
-            Code::InvalidArgument,
-            Code::NotFound,
-            Code::Unauthenticated,
-            Code::Unimplemented,
-        ] {
-            assert!(!server_unusable(code), "{code:?}");
-        }
-    }
-
-    #[test]
-    fn server_faults_are_fallbacks_and_credential_refusals_are_not() {
-        for code in [Code::Internal, Code::Unknown] {
-            assert!(server_fault(code) && server_unusable(code), "{code:?}");
-        }
-        for code in [Code::Unavailable, Code::ResourceExhausted, Code::DeadlineExceeded] {
-            assert!(!server_fault(code), "{code:?}");
-        }
-        for code in [Code::Unauthenticated, Code::PermissionDenied] {
-            assert!(refuses_credentials(code) && !server_unusable(code), "{code:?}");
-        }
-    }
-}
+mod tests;

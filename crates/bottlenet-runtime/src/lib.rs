@@ -11,6 +11,7 @@
 mod admission;
 mod auth;
 mod batcher;
+mod route_load;
 pub mod client;
 mod client_options;
 pub mod config;

@@ -17,7 +17,8 @@ use bottlenet_codec::FrameSpec;
 
 use crate::admission::check_frame;
 use crate::auth::RequireToken;
-use crate::batcher::{BatchConfig, Dispatcher, Route, RouteLoad, Served};
+use crate::batcher::{BatchConfig, Dispatcher, Route, Served};
+use crate::route_load::RouteLoad;
 pub use crate::config::{ServerConfig, TlsIdentity, check_exposure};
 use crate::deadline::{ReceivedAt, request_deadline};
 use crate::error::{Error, Result};

@@ -19,15 +19,17 @@
 //! probe a second), more once when the link has just become slower than believed. Images sent
 //! while a probe is in flight share the link with it, so they are not taken as samples.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tonic::{Request, Status};
 
 use crate::error::{Error, Result};
-use crate::link::{Rpc, lock};
+use crate::link::{Rpc, SharedPolicy, fresh_loads, lock};
 use crate::pacer::UplinkPacer;
+use crate::policy::Observation;
 use crate::proto::{StatusReply, StatusRequest};
+use crate::uplink::UplinkEstimator;
 
 /// Serialization a probe's padding is sized for at the current estimate (ms): long enough to
 /// time against a round trip's jitter ([`crate::uplink::MIN_TIMEABLE_MS`]), short enough that a
@@ -39,7 +41,7 @@ pub const PROBE_SERIAL_MS: f64 = 10.0;
 /// call of a kind.
 const CALLS_PER_SAMPLE: usize = 2;
 /// Padded calls in one probe (two samples).
-pub(crate) const CALLS_PER_PROBE: usize = 2 * CALLS_PER_SAMPLE;
+const CALLS_PER_PROBE: usize = 2 * CALLS_PER_SAMPLE;
 /// Padding bounds (bytes): below the minimum even a slow link's padding is one small segment;
 /// above the maximum a fast link's probe would hold more than a few TCP windows' worth.
 const MIN_PADDING_BYTES: usize = 256;
@@ -151,6 +153,51 @@ impl UplinkProber {
 
     pub fn stats(&self) -> ProbeStats {
         lock(&self.state).stats
+    }
+}
+
+/// What one background probe needs from the client.
+pub(crate) struct ProbeTask {
+    pub rpc: Rpc,
+    pub pacer: Option<Arc<UplinkPacer>>,
+    pub timeout: Duration,
+    pub model: String,
+    pub uplink: Arc<Mutex<UplinkEstimator>>,
+    pub prober: Arc<UplinkProber>,
+    pub policy: SharedPolicy,
+}
+
+/// Runs the probe [`UplinkProber::start_if_due`] started: sized at the current estimate,
+/// recorded by the estimator, and told to the policy when it moved the estimate or the status
+/// carried fresh loads. A failed probe is only logged: the image path finds out about an
+/// unusable server on its own.
+pub(crate) async fn probe_and_tell(task: ProbeTask) {
+    let ProbeTask { rpc, pacer, timeout, model, uplink, prober, policy } = task;
+    let Some(estimate) = lock(&uplink).estimate_mbps() else {
+        prober.finish(0);
+        return;
+    };
+    let padding = prober.padding_for(estimate);
+    match probe_uplink(&rpc, pacer.as_deref(), timeout, padding).await {
+        Ok((serial_ms, status)) => {
+            let moved = lock(&uplink).record_probe(padding_wire_bytes(padding), serial_ms);
+            tracing::debug!(padding, ?serial_ms, estimate, ?moved, "up-link probe");
+            let loads = fresh_loads(&status, &model);
+            if moved.is_some() || !loads.is_empty() {
+                lock(&policy).observe(&Observation {
+                    reachable: true,
+                    uplink_mbps: moved,
+                    queue_depth: Some(status.queue_depth),
+                    loads,
+                    ..Observation::default()
+                });
+            }
+            prober.finish(CALLS_PER_PROBE * padding);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "up-link probe failed");
+            prober.finish(0);
+        }
     }
 }
 
