@@ -6,6 +6,13 @@
 /// Cargo.toml (change both together).
 pub const TRACT_VERSION: &str = "0.23.9";
 
+/// Multiply-adds per sample from which a tract graph's matrix products run on rayon's pool
+/// rather than on the calling thread: about 1 ms of work on one core here (38 GFMA/s), where
+/// the pool's wake-up (~0.3 ms) is less than what the second core saves. The compact network's
+/// graphs are below (4–20 MFMA), ResNet-50's far above (0.4–3.7 GFMA, 1.4–1.8× faster on two
+/// threads: docs/engines.md).
+pub const TRACT_PARALLEL_MIN_FMA: f64 = 32e6;
+
 /// Which engine runs a bundle's halves for inference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
@@ -36,7 +43,10 @@ impl Engine {
     /// How reports and logs name it.
     pub fn describe(self) -> String {
         match self {
-            Engine::Tract => format!("tract {TRACT_VERSION} (exported ONNX halves, BatchNorm folded)"),
+            Engine::Tract => format!(
+                "tract {TRACT_VERSION} (exported ONNX halves, BatchNorm folded; graphs under {:.0} MFMA on one thread)",
+                TRACT_PARALLEL_MIN_FMA / 1e6
+            ),
             Engine::Burn => "burn".to_string(),
         }
     }

@@ -8,14 +8,29 @@
 //! fixed shape: measured 0.6–0.9× flex with the batch axis left symbolic, docs/engines.md), and a
 //! batch runs sample by sample through that one plan (one copy of the packed weights).
 //!
+//! Invariant: a graph of fewer than [`PARALLEL_MIN_FMA`] multiply-adds per sample (tract's cost
+//! model) runs on the calling thread; a larger one spreads its matrix products over rayon's
+//! pool. Waking the pool's other thread costs about 0.3 ms per run on this host, more than a
+//! small graph gains from it: the compact network's RB1 path went from 1.84 to 1.53 ms end to
+//! end over the netem veth, and cloud-only from 1.67 to 1.38 ms, on one thread (docs/engines.md).
+//!
 //! Training, the GPUs and `--engine burn` stay on burn; this module only runs what burn trained.
 //! Which engine a command runs is [`crate::engine::Engine`].
 
+pub use crate::engine::TRACT_PARALLEL_MIN_FMA as PARALLEL_MIN_FMA;
 use bottlenet_model::onnx::OnnxModel;
 use bottlenet_runtime::{Error, Result};
 use std::sync::Arc;
 use tract_linalg::multithread::Executor;
-use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, Tensor as TractTensor, TypedRunnableModel, tvec};
+use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, Tensor as TractTensor, TractResult, TypedModel, TypedRunnableModel, tvec};
+use tract_onnx::tract_core::ops::Cost;
+
+/// Multiply-adds of one node per run, from tract's cost model (0 where the op declares none).
+pub fn node_multiply_adds(model: &TypedModel, node_id: usize) -> TractResult<f64> {
+    let facts = model.node_input_facts(node_id)?;
+    let costs = model.node(node_id).op.cost(&facts)?;
+    Ok(costs.iter().filter(|(cost, _)| matches!(cost, Cost::FMA(_))).filter_map(|(_, count)| count.to_i64().ok()).sum::<i64>() as f64)
+}
 
 /// One exported graph, optimised and planned by tract for batch 1.
 #[derive(Clone)]
@@ -36,7 +51,7 @@ impl std::fmt::Debug for TractGraph {
 impl TractGraph {
     /// Parses, optimises and plans `model`, whose one input is `[batch, fixed axes…]`. Its
     /// matrix products run on rayon's global pool (the one flex and `--threads` use) when that
-    /// pool has more than one thread.
+    /// pool has more than one thread and the graph is large enough to gain ([`PARALLEL_MIN_FMA`]).
     pub fn load(model: OnnxModel) -> Result<Self> {
         let name = format!(
             "{} {} graph",
@@ -54,18 +69,17 @@ impl TractGraph {
         // two of them at once beside burn's.
         let bytes = model.to_bytes();
         drop(model);
-        let executor = if rayon::current_num_threads() > 1 { Executor::RayonGlobal } else { Executor::SingleThread };
-        let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
         let mut fixed = vec![1usize];
         fixed.extend_from_slice(&sample_shape);
         let failed = |e: tract_onnx::prelude::TractError| Error::Model(format!("tract could not load the exported graph {name}: {e:#}"));
         let parsed = tract_onnx::onnx().model_for_read(&mut bytes.as_slice()).map_err(failed)?;
         drop(bytes);
-        let plan = parsed
-            .with_input_fact(0, f32::fact(&fixed).into())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable_with_options(&options))
-            .map_err(failed)?;
+        let optimized = parsed.with_input_fact(0, f32::fact(&fixed).into()).and_then(|m| m.into_optimized()).map_err(failed)?;
+        let multiply_adds = (0..optimized.nodes().len()).map(|id| node_multiply_adds(&optimized, id)).sum::<TractResult<f64>>().map_err(failed)?;
+        let executor = if rayon::current_num_threads() > 1 && multiply_adds >= PARALLEL_MIN_FMA { Executor::RayonGlobal } else { Executor::SingleThread };
+        tracing::debug!(graph = %name, mfma = multiply_adds / 1e6, ?executor, "tract plan");
+        let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
+        let plan = optimized.into_runnable_with_options(&options).map_err(failed)?;
         let graph = Self { plan, sample_shape, name };
         // One run on zeros now, so the first real request does not pay the plan's first-run
         // allocations (measured as a slow server, it would move `--split auto`'s choice).

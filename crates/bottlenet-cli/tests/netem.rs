@@ -245,7 +245,7 @@ fn auto_follows_algorithm_1_across_two_rates_and_a_loaded_server() {
     if !runnable() {
         return;
     }
-    let (report, _) = run_to_json(&["--adapt", "wifi,3g,3g+load,3g,wifi", "--phase-s", "4", "--slower-phone", "6"]);
+    let (report, _) = run_to_json(&["--adapt", "wifi,3g,3g+load,3g,wifi", "--phase-s", "4", "--slower-phone", "8"]);
     assert_eq!(report["meta"]["tls"], "on", "TLS off");
     assert!(
         report["summary"]["uplink_probes"]["probes"].as_u64().unwrap_or(0) > 0,

@@ -16,13 +16,12 @@
 use super::bench::{Bench, Figure, figure, time};
 use super::bench_engines::server_input;
 use crate::engine::TRACT_VERSION;
-use crate::tract_engine::TractGraph;
+use crate::tract_engine::{TractGraph, node_multiply_adds};
 use anyhow::{Context, Result, anyhow};
 use bottlenet_model::onnx::{OnnxModel, export_cloud, export_full, export_mobile};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tract_onnx::prelude::{Tensor as TractTensor, TypedRunnableModel, tvec};
-use tract_onnx::tract_core::ops::Cost;
 
 const GROUP: &str = "tract-ops";
 
@@ -55,10 +54,7 @@ fn node_kind(plan: &TypedRunnableModel, node_id: usize) -> String {
 
 /// Multiply-adds of one node per run, from tract's cost model (0 where the op declares none).
 fn node_fma(plan: &TypedRunnableModel, node_id: usize) -> Result<f64> {
-    let model = plan.model();
-    let facts = model.node_input_facts(node_id).map_err(|e| anyhow!("reading node {node_id}'s input facts: {e:#}"))?;
-    let costs = model.node(node_id).op.cost(&facts).map_err(|e| anyhow!("reading node {node_id}'s cost: {e:#}"))?;
-    Ok(costs.iter().filter(|(cost, _)| matches!(cost, Cost::FMA(_))).filter_map(|(_, count)| count.to_i64().ok()).sum::<i64>() as f64)
+    node_multiply_adds(plan.model(), node_id).map_err(|e| anyhow!("reading node {node_id}'s cost: {e:#}"))
 }
 
 /// Runs `plan` on `input` `warmup + runs` times, timing every node; per-kind totals of the timed
