@@ -25,6 +25,23 @@ use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, Tensor as TractTensor, TractResult, TypedModel, TypedRunnableModel, tvec};
 use tract_onnx::tract_core::ops::Cost;
 
+/// Environment variable that moves [`PARALLEL_MIN_FMA`] (in millions; 0: every graph on the
+/// pool), for a phone or server whose cores wake faster or slower than this host's.
+pub const PARALLEL_MIN_MFMA_ENV: &str = "BOTTLENET_TRACT_PARALLEL_MIN_MFMA";
+
+/// [`PARALLEL_MIN_FMA`], or what [`PARALLEL_MIN_MFMA_ENV`] says.
+fn parallel_min_fma() -> Result<f64> {
+    std::env::var(PARALLEL_MIN_MFMA_ENV).map_or(Ok(PARALLEL_MIN_FMA), |text| parse_parallel_min_mfma(&text))
+}
+
+/// The multiply-adds that [`PARALLEL_MIN_MFMA_ENV`]'s text (millions) stands for.
+fn parse_parallel_min_mfma(text: &str) -> Result<f64> {
+    match text.trim().parse::<f64>() {
+        Ok(mfma) if mfma.is_finite() && mfma >= 0.0 => Ok(mfma * 1e6),
+        _ => Err(Error::Config(format!("{PARALLEL_MIN_MFMA_ENV} must be a number of millions of multiply-adds, 0 or more (0: every graph on all threads), got '{text}'"))),
+    }
+}
+
 /// Multiply-adds of one node per run, from tract's cost model (0 where the op declares none).
 pub fn node_multiply_adds(model: &TypedModel, node_id: usize) -> TractResult<f64> {
     let facts = model.node_input_facts(node_id)?;
@@ -76,7 +93,7 @@ impl TractGraph {
         drop(bytes);
         let optimized = parsed.with_input_fact(0, f32::fact(&fixed).into()).and_then(|m| m.into_optimized()).map_err(failed)?;
         let multiply_adds = (0..optimized.nodes().len()).map(|id| node_multiply_adds(&optimized, id)).sum::<TractResult<f64>>().map_err(failed)?;
-        let executor = if rayon::current_num_threads() > 1 && multiply_adds >= PARALLEL_MIN_FMA { Executor::RayonGlobal } else { Executor::SingleThread };
+        let executor = if rayon::current_num_threads() > 1 && multiply_adds >= parallel_min_fma()? { Executor::RayonGlobal } else { Executor::SingleThread };
         tracing::debug!(graph = %name, mfma = multiply_adds / 1e6, ?executor, "tract plan");
         let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
         let plan = optimized.into_runnable_with_options(&options).map_err(failed)?;
@@ -133,5 +150,20 @@ impl TractGraph {
             _ => return Err(Error::Model(format!("{} returned shape {shape:?}, expected [{n}, classes]", self.name))),
         };
         Ok(values.chunks(k.max(1)).map(<[f32]>::to_vec).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parallel_threshold_is_millions_of_multiply_adds_or_a_one_line_refusal() {
+        assert_eq!(parse_parallel_min_mfma(" 32 ").ok(), Some(32e6));
+        assert_eq!(parse_parallel_min_mfma("0").ok(), Some(0.0));
+        for bad in ["", "-1", "NaN", "inf", "lots"] {
+            let err = parse_parallel_min_mfma(bad).expect_err(bad).to_string();
+            assert!(err.contains(PARALLEL_MIN_MFMA_ENV) && !err.contains('\n'), "{err}");
+        }
     }
 }
