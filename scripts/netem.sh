@@ -369,11 +369,17 @@ shape() { # rate_mbps ("inf" = no rate limit)
     fi
     # tbf: pay-before-send token bucket at the preset rate (burst = one full frame) ...
     ptc qdisc add dev "$PHONE_IF" root handle 1: tbf rate "${rate}mbit" burst 1600 limit 1000000
-    # ... over strict priority: real traffic (10:1, default) before the filler (10:2).
-    ptc qdisc add dev "$PHONE_IF" parent 1:1 handle 10: htb default 1
+    # ... over strict priority: real traffic (IPv4 and ARP, 10:1) before the filler (10:2, the
+    # default).
+    # The real traffic is what the filter names: a filter on the filler's EtherType missed its
+    # header-only frames (14 B, rates of 0.8 Mbit/s and below), which then queued with the
+    # real packets in one FIFO; every real packet waited behind the filler's whole backlog
+    # (~3 KB: 50 ms at 0.5 Mbit/s), and at higher rates behind the few frames queued then.
+    ptc qdisc add dev "$PHONE_IF" parent 1:1 handle 10: htb default 2
     ptc class add dev "$PHONE_IF" parent 10: classid 10:1 htb rate 10gbit quantum 1514 prio 0
     ptc class add dev "$PHONE_IF" parent 10: classid 10:2 htb rate 10gbit quantum 1514 prio 1
-    ptc filter add dev "$PHONE_IF" parent 10: protocol "$FILLER_ETHERTYPE" prio 1 u32 match u32 0 0 flowid 10:2
+    ptc filter add dev "$PHONE_IF" parent 10: protocol ip prio 1 u32 match u32 0 0 flowid 10:1
+    ptc filter add dev "$PHONE_IF" parent 10: protocol arp prio 2 u32 match u32 0 0 flowid 10:1
     start_filler "$rate"
 }
 
