@@ -84,6 +84,15 @@ async fn bad_requests_get_their_status_and_the_server_keeps_answering() {
         assert_eq!(status.code(), Code::NotFound);
         assert_answers(&mut client, "rb14", image).await;
 
+        // An up-link probe's padding is read and ignored within the message limit, and refused
+        // beyond it (before any handler runs), like any other oversize message.
+        let padded = |bytes: usize| bottlenet_runtime::proto::StatusRequest { padding: vec![7; bytes] };
+        let status = client.status(padded(3_000)).await.expect("padding within the limit").into_inner();
+        assert_eq!(status.max_message_bytes, 4096);
+        let refused = client.status(padded(64 * 1024)).await.expect_err("oversize padding");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert_answers(&mut client, "rb1", image).await;
+
         // The metrics saw them, under bounded labels.
         let text = fetch_metrics(server.metrics.expect("metrics")).await;
         assert!(text.contains(r#"bottlenet_requests_total{model="fake",split="rb1",status="INVALID_ARGUMENT"} 7"#), "{text}");
