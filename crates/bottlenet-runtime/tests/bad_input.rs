@@ -97,7 +97,7 @@ async fn bad_requests_get_their_status_and_the_server_keeps_answering() {
         let text = fetch_metrics(server.metrics.expect("metrics")).await;
         assert!(text.contains(r#"bottlenet_requests_total{model="fake",split="rb1",status="INVALID_ARGUMENT"} 7"#), "{text}");
         assert!(text.contains(r#"bottlenet_requests_total{model="unknown",split="unknown",status="NOT_FOUND"} 4"#), "{text}");
-        // Two oversize frames and the oversize probe padding.
+        // The oversize frame, the oversize JPEG and the oversize probe padding.
         assert!(text.contains(r#"bottlenet_requests_total{model="unknown",split="unknown",status="RESOURCE_EXHAUSTED"} 3"#), "{text}");
         assert!(!text.contains("resnet-9000") && !text.contains("rb99"), "{text}");
         server.stop().await.expect("clean stop");
