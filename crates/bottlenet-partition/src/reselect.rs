@@ -181,6 +181,15 @@ impl Reselector {
         &self.current
     }
 
+    /// Whether the candidate in use sends at least as many bytes per image as every other
+    /// candidate (cloud-only, usually): then only a slower link, which its own uploads time,
+    /// could change the choice.
+    pub fn current_sends_most(&self) -> bool {
+        let bytes = |name: &str| self.costs.iter().find(|c| c.name == name).map_or(0.0, |c| c.bytes);
+        let current = bytes(&self.current);
+        current > 0.0 && self.costs.iter().all(|c| c.bytes <= current)
+    }
+
     /// The moving average of the measured up-link throughput, Mbit/s.
     pub fn uplink_mbps(&self) -> f64 {
         self.network.uplink_mbps

@@ -1,5 +1,5 @@
 //! The phone half as a gRPC client (paper §3.1, §3.4): runs the head, sends the frame, gets the
-//! top-k back; chooses the split per request (fixed, or through a [`SplitPolicy`]); answers from
+//! top-k back; chooses the split per request (fixed, or through a [`SplitPolicy`](crate::SplitPolicy)); answers from
 //! the phone alone while the server is unreachable or overloaded, and returns to splitting once
 //! a periodic probe finds it healthy again.
 
@@ -355,7 +355,7 @@ impl Client {
     /// Under auto, starts a background probe of the up-link when one is due
     /// ([`crate::uplink_probe`]).
     fn probe_uplink_if_due(&self, policy: &SharedPolicy) {
-        if self.prober.start_if_due() {
+        if lock(policy).wants_uplink_probe() && self.prober.start_if_due() {
             tokio::spawn(uplink_probe::probe_and_tell(uplink_probe::ProbeTask {
                 rpc: self.rpc.clone(),
                 pacer: self.pacer.clone(),

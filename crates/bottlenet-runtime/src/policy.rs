@@ -118,6 +118,11 @@ pub trait SplitPolicy: Send {
     fn restrict(&mut self, available: &[Choice]) {
         let _ = available;
     }
+    /// Whether an up-link probe ([`crate::uplink_probe`]) could tell this policy something its
+    /// requests do not; the client skips the probes it declines.
+    fn wants_uplink_probe(&self) -> bool {
+        true
+    }
 }
 
 /// The paper's policy: Algorithm 1's selection phase over profiled costs, re-run at run time
@@ -192,6 +197,14 @@ impl SplitPolicy for Algorithm1 {
     fn choose(&mut self) -> Choice {
         self.expire_reports(Instant::now());
         Choice::from_name(self.reselector.current())
+    }
+
+    /// Not while the path in use sends the most bytes of all: a faster link cannot make another
+    /// path win then (`TU` falls most for the path in use), and a slower one shows in its own
+    /// uploads, which are the largest. Mobile-only sends nothing, so it is probed (the link and,
+    /// through the status, the server's load).
+    fn wants_uplink_probe(&self) -> bool {
+        !self.reselector.current_sends_most()
     }
 
     fn restrict(&mut self, available: &[Choice]) {

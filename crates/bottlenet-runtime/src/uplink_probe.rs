@@ -11,6 +11,10 @@
 //! empty one of two (`CALLS_PER_SAMPLE`), and the two samples must agree before the estimate
 //! moves ([`UplinkEstimator::record_probe`](crate::UplinkEstimator::record_probe)).
 //!
+//! The policy may decline a probe (`SplitPolicy::wants_uplink_probe`):
+//! Algorithm 1 does while the path in use sends the most bytes, where only a slower link could
+//! change the choice and that path's own uploads time it.
+//!
 //! The probe's status answer also carries the server's load on the splits in recent use, so a
 //! phone that is not sending there (mobile-only, because the server was busy) still learns
 //! whether others keep it busy (`link::fresh_loads`).

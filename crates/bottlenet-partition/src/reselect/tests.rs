@@ -294,3 +294,20 @@ fn bad_observations_and_configs_are_rejected() {
         Err(Error::NoMobileOnly)
     ));
 }
+
+#[test]
+fn only_the_path_sending_the_most_bytes_needs_no_probe_of_a_faster_link() {
+    let mut r = reselector(latency_config());
+    assert_eq!(r.current(), "E");
+    assert!(!r.current_sends_most(), "E (2000 B) sends less than cloud-only (30000 B)");
+    r.observe(Observation::ServerUnreachable).unwrap();
+    assert_eq!(r.current(), "mobile-only");
+    assert!(!r.current_sends_most(), "mobile-only sends nothing");
+    let only_cloud = vec![
+        CandidateCosts { name: "cloud-only".into(), kind: CandidateKind::CloudOnly, tm_ms: 0.5, tc_ms: 1.0, bytes: 30_000.0, accuracy: 76.0 },
+        CandidateCosts { name: "mobile-only".into(), kind: CandidateKind::MobileOnly, tm_ms: 20.0, tc_ms: 0.0, bytes: 0.0, accuracy: 76.0 },
+    ];
+    let r = Reselector::new(only_cloud, NetworkPreset::WiFi.network(), latency_config()).unwrap();
+    assert_eq!(r.current(), "cloud-only");
+    assert!(r.current_sends_most());
+}
