@@ -171,6 +171,27 @@ fn every_preset_and_path_has_a_measured_row_and_nothing_is_left() {
     assert_eq!(from_table, from_json, "table and JSON disagree");
 }
 
+/// Issue 14 item 2: TCP timestamps are 12 of the 66 header bytes of every segment the phone
+/// sends; `--tcp-timestamps off` turns them off in the phone's namespace, and the bytes counted
+/// at its veth per image fall by about that much (one segment per image; 172 → 159 B measured
+/// with TLS, docs/netem.md).
+#[test]
+fn the_phones_tcp_timestamps_can_be_turned_off_and_their_bytes_are_saved() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !runnable() {
+        return;
+    }
+    let wire = |timestamps: &str| {
+        let (report, _) = run_to_json(&["--presets", "3g", "--paths", "RB1", "--limit", "30", "--tcp-timestamps", timestamps]);
+        let row = &report["rows"].as_array().unwrap()[0];
+        assert_eq!(row["tcp_timestamps"], timestamps, "{row}");
+        assert_eq!(row["fallbacks"], 0, "{row}");
+        row["wire_bytes_per_image"].as_f64().unwrap()
+    };
+    let (on, off) = (wire("on"), wire("off"));
+    assert!(off < on - 8.0 && off > on - 30.0, "with timestamps {on} B per image, without {off} B");
+}
+
 #[test]
 fn sigint_mid_run_leaves_nothing_behind() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
