@@ -1,4 +1,5 @@
-//! Which failures the phone answers alone for, and which it reports.
+//! Which failures the phone answers alone for, and which it reports; where the phone's compute
+//! runs.
 
 use super::*;
 
@@ -33,4 +34,30 @@ fn server_faults_are_fallbacks_and_credential_refusals_are_not() {
     for code in [Code::Unauthenticated, Code::PermissionDenied] {
         assert!(refuses_credentials(code) && !server_unusable(code), "{code:?}");
     }
+}
+
+#[test]
+fn phone_compute_runs_on_the_calling_worker_of_a_multi_threaded_runtime() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+    let (caller, worker) = runtime.block_on(async {
+        let caller = std::thread::current().id();
+        let worker = on_this_thread(|| Ok(std::thread::current().id())).await.expect("runs");
+        (caller, worker)
+    });
+    assert_eq!(caller, worker, "the compute was handed to another thread");
+    let failed = runtime.block_on(on_this_thread(|| Err::<(), _>(Error::Model("head failed".into()))));
+    assert!(matches!(failed, Err(Error::Model(m)) if m == "head failed"));
+}
+
+#[test]
+fn phone_compute_goes_to_the_blocking_pool_on_a_current_thread_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let (caller, worker) = runtime.block_on(async {
+        let caller = std::thread::current().id();
+        let worker = on_this_thread(|| Ok(std::thread::current().id())).await.expect("runs");
+        (caller, worker)
+    });
+    assert_ne!(caller, worker, "blocking the only thread would stall the connection's I/O");
+    let failed = runtime.block_on(on_this_thread(|| Err::<(), _>(Error::Model("head failed".into()))));
+    assert!(matches!(failed, Err(Error::Model(m)) if m == "head failed"));
 }
