@@ -77,8 +77,9 @@ pub trait CloudHalf: Send + Sync + 'static {
 }
 
 /// The phone side of a model: for every split `j`, stem + blocks `1..j` + reduction unit +
-/// quantizer + codec; plus the whole network for the mobile-only path. Methods may block; the
-/// client calls them on the blocking pool.
+/// quantizer + codec; plus the whole network for the mobile-only path. Methods block while they
+/// compute; the client calls them in place on a multi-threaded runtime (`block_in_place`) and
+/// on the blocking pool on a current-thread one.
 pub trait PhoneHalf: Send + Sync + 'static {
     fn model_name(&self) -> &str;
     fn class_names(&self) -> &[String];
