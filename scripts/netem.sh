@@ -14,6 +14,10 @@
 #          drops. The filler keeps tbf's token bucket empty, so every real packet waits for its
 #          own len/R (plus at most one filler frame, 0.15 ms) instead of slipping through on a
 #          bucket that filled up in the idle gap between requests. No delay or loss here.
+#          A mobile-only row sends nothing up and pauses the filler (its load is the emulator's).
+#
+# --pin on (default): the phone and the filler on one CPU, the server on another, as two
+# machines would be; off: every process floats over all cores.
 #
 # TLS is on by default (--tls off for plain text): a throwaway self-signed certificate for the
 # cloud's address is made with openssl for each run; `infer` checks it with --ca.
@@ -53,6 +57,7 @@ SERVE_ARGS="--max-batch 1 --max-delay-ms 0"
 NICE=0
 TLS=on
 TCP_TS=on
+PIN=on
 TRANSPORT=stream
 CHECK=0
 STALE=0
@@ -104,6 +109,8 @@ Options:
   --tls on|off           TLS between phone and cloud (throwaway certificate) [$TLS]
   --tcp-timestamps on|off  the phone's TCP timestamps (net.ipv4.tcp_timestamps in its
                          namespace; off saves 12 B per segment) [$TCP_TS]
+  --pin on|off           give the phone (with the filler) and the server a CPU each, as two
+                         machines have; off: both float over every core [$PIN]
   --transport T          infer --transport: stream or unary [$TRANSPORT]
   --nice N               run server, client and filler under \`nice -n N\` (N < 0 shields the
                          measurement from other jobs on a busy machine) [0]
@@ -154,6 +161,7 @@ while [ $# -gt 0 ]; do
         --nice) NICE=${2:?}; shift 2 ;;
         --tls) TLS=${2:?}; shift 2 ;;
         --tcp-timestamps) TCP_TS=${2:?}; shift 2 ;;
+        --pin) PIN=${2:?}; shift 2 ;;
         --transport) TRANSPORT=${2:?}; shift 2 ;;
         --json) JSON_OUT=${2:?}; shift 2 ;;
         --adapt) ADAPT=${2:?}; shift 2 ;;
@@ -179,6 +187,7 @@ case $SHAPER in auto|netem|tbf) ;; *) usage_error "--shaper must be auto, netem 
 case $TARGET in latency|energy) ;; *) usage_error "--target must be latency or energy" ;; esac
 case $TLS in on|off) ;; *) usage_error "--tls must be on or off" ;; esac
 case $TCP_TS in on|off) ;; *) usage_error "--tcp-timestamps must be on or off" ;; esac
+case $PIN in on|off) ;; *) usage_error "--pin must be on or off" ;; esac
 case $TRANSPORT in stream|unary) ;; *) usage_error "--transport must be stream or unary" ;; esac
 [[ $PHASE_S =~ ^[1-9][0-9]*$ ]] || usage_error "--phase-s must be a positive integer, got '$PHASE_S'"
 [[ $EVERY_MS =~ ^[1-9][0-9]*$ ]] || usage_error "--every-ms must be a positive integer, got '$EVERY_MS'"
@@ -356,8 +365,24 @@ log "namespaces $PHONE_NS ($PHONE_IP) <-> $CLOUD_NS ($CLOUD_IP); shaper $SHAPER"
 ptc() { ip netns exec "$PHONE_NS" tc "$@"; }
 # Prefixes for the measured processes. Arrays, not functions: `"${IN_PHONE[@]}" cmd &` execs
 # in place, so $! is the process itself and cleanup can stop it.
-IN_PHONE=(ip netns exec "$PHONE_NS" nice -n "$NICE")
-IN_CLOUD=(ip netns exec "$CLOUD_NS" nice -n "$NICE")
+# With --pin on, each end gets a core of its own, as two machines would: the phone (and the
+# filler, the link's sending side) on the first allowed CPU, the server on the second.
+PIN_PHONE=()
+PIN_CLOUD=()
+PIN_DESC=off
+if [ "$PIN" = on ]; then
+    read -r -a ALLOWED_CPUS < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')
+    if [ ${#ALLOWED_CPUS[@]} -ge 2 ]; then
+        PIN_PHONE=(taskset -c "${ALLOWED_CPUS[0]}")
+        PIN_CLOUD=(taskset -c "${ALLOWED_CPUS[1]}")
+        PIN_DESC="phone and filler on CPU ${ALLOWED_CPUS[0]}, server on CPU ${ALLOWED_CPUS[1]}"
+        log "pinned: $PIN_DESC"
+    else
+        log "one CPU only: phone and server share it (--pin has nothing to split)"
+    fi
+fi
+IN_PHONE=(ip netns exec "$PHONE_NS" "${PIN_PHONE[@]}" nice -n "$NICE")
+IN_CLOUD=(ip netns exec "$CLOUD_NS" "${PIN_CLOUD[@]}" nice -n "$NICE")
 
 FILLER_PID=
 shape() { # rate_mbps ("inf" = no rate limit)
@@ -404,6 +429,18 @@ start_filler() { # rate_mbps
     PIDS+=("$FILLER_PID")
     sleep 0.3   # let the filler fill its queue and drain the bucket
     kill -0 "$FILLER_PID" 2>/dev/null || die "the filler stream stopped at once"
+}
+
+# SIGSTOP/SIGCONT: no process starts (see reshape). After the pause the bucket has filled
+# up, so the filler drains it again before anything is measured.
+pause_filler() {
+    [ -n "$FILLER_PID" ] || return 0
+    kill -STOP "$FILLER_PID" 2>/dev/null || die "the filler stream is gone"
+}
+resume_filler() {
+    [ -n "$FILLER_PID" ] || return 0
+    kill -CONT "$FILLER_PID" 2>/dev/null || die "the filler stream is gone"
+    sleep 0.3
 }
 
 stop_filler() {
@@ -464,10 +501,10 @@ log "server listening on $CLOUD_IP:$PORT ($SERVE_ARGS)"
 
 # --- the run's settings, for every row ----------------------------------------------------
 META=$(python3 -c 'import json, sys
-k = ("shaper", "delay_ms", "loss_pct", "limit", "serve_args", "nice", "tls", "transport", "tcp_timestamps")
+k = ("shaper", "delay_ms", "loss_pct", "limit", "serve_args", "nice", "tls", "transport", "tcp_timestamps", "pin")
 v = sys.argv[1:]
-print(json.dumps(dict(zip(k, [v[0], float(v[1]), float(v[2]), int(v[3]), v[4], int(v[5]), v[6], v[7], v[8]]))))' \
-    "$SHAPER" "$DELAY_MS" "$LOSS_PCT" "$LIMIT" "$SERVE_ARGS" "$NICE" "$TLS" "$TRANSPORT" "$TCP_TS")
+print(json.dumps(dict(zip(k, [v[0], float(v[1]), float(v[2]), int(v[3]), v[4], int(v[5]), v[6], v[7], v[8], v[9]]))))' \
+    "$SHAPER" "$DELAY_MS" "$LOSS_PCT" "$LIMIT" "$SERVE_ARGS" "$NICE" "$TLS" "$TRANSPORT" "$TCP_TS" "$PIN_DESC")
 DATA_ARGS=()
 [ -n "$DATA" ] && DATA_ARGS=(--data "$DATA")
 
@@ -493,12 +530,18 @@ for preset in "${PRESET_LIST[@]}"; do
     shape "$rate"
     while read -r path; do
         log "$preset (${rate} Mbit/s): $path, $LIMIT images"
+        # mobile-only sends nothing up, so its row pauses the filler: the emulator's own load
+        # is not the phone's (the bucket is drained again before the next row).
+        mobile_only=0
+        [ "${path,,}" = mobile-only ] && mobile_only=1
+        [ "$mobile_only" = 1 ] && pause_filler
         before=$(wire_bytes)
         run_bg "${IN_PHONE[@]}" "$BIN" infer --server "$SCHEME://$CLOUD_IP:$PORT" "${TLS_INFER[@]}" \
             --transport "$TRANSPORT" --bundle "$BUNDLE" --split "$path" --results "$RESULTS" --limit "$LIMIT" "${DATA_ARGS[@]}" --json \
             >"$TMP/infer.json" || die "bottlenet infer failed on $preset / $path"
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/serve.log" >&2; die "bottlenet serve died during $preset / $path"; }
         after=$(wire_bytes)
+        [ "$mobile_only" = 1 ] && resume_filler
         python3 "$HELPER" row "$TMP/plan-$preset.json" "$path" "$TMP/infer.json" \
             "$((after - before))" "$META" >>"$ROWS"
     done < <(tail -n +2 "$TMP/plan-$preset.txt")

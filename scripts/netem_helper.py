@@ -67,7 +67,7 @@ def table(rows_file, json_out):
         return
     r0 = rows[0]
     print(f"TLS {'on' if r0['tls'] else 'off'}; transport {r0['transport']}; shaper {r0['shaper']}; delay {r0['delay_ms']:g} ms, loss {r0['loss_pct']:g} %; nice {r0['nice']}; "
-          f"{r0['requests']} images per path; measured = p50 end-to-end ms; * = Algorithm 1's choice")
+          f"pinned: {r0.get('pin', 'off')}; {r0['requests']} images per path; measured = p50 end-to-end ms; * = Algorithm 1's choice")
     print("Alg1 = select's TM+TU+TC with the results file's bytes (B_alg1); pred = the same with "
           "the payload bytes really sent (B_sent); wire = the same with the bytes that left the "
           "phone's interface per image (B_wire: framing, TLS, ACKs, set-up); err = p50 vs pred")

@@ -147,6 +147,11 @@ fn every_preset_and_path_has_a_measured_row_and_nothing_is_left() {
         // Every packet of the up-link per image, counted at the veth; TLS is on by default.
         let wire = row["wire_bytes_per_image"].as_f64().unwrap();
         assert!(row["tls"] == true, "{preset}/{path}: TLS off");
+        // Each end on a core of its own where there are two (--pin on, the default).
+        let pin = row["pin"].as_str().unwrap();
+        if std::thread::available_parallelism().map_or(1, usize::from) >= 2 {
+            assert!(pin.starts_with("phone and filler on CPU ") && pin.contains(", server on CPU "), "{preset}/{path}: pinned {pin}");
+        }
         if path != "mobile-only" {
             assert!(wire > row["sent_bytes"].as_f64().unwrap(), "{preset}/{path}: {wire} B on the wire");
         }
