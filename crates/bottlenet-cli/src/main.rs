@@ -19,6 +19,8 @@ mod serving;
 mod slower_phone;
 #[cfg(feature = "tract")]
 mod tract_engine;
+#[cfg(feature = "tract")]
+mod tract_pool;
 #[cfg(feature = "server")]
 mod wire_meter;
 

@@ -91,10 +91,12 @@ impl TractGraph {
         let failed = |e: tract_onnx::prelude::TractError| Error::Model(format!("tract could not load the exported graph {name}: {e:#}"));
         let parsed = tract_onnx::onnx().model_for_read(&mut bytes.as_slice()).map_err(failed)?;
         drop(bytes);
-        let optimized = parsed.with_input_fact(0, f32::fact(&fixed).into()).and_then(|m| m.into_optimized()).map_err(failed)?;
+        let mut typed = parsed.with_input_fact(0, f32::fact(&fixed).into()).and_then(|m| m.into_typed()).and_then(|m| m.into_decluttered()).map_err(failed)?;
+        let separable_pools = crate::tract_pool::replace_max_pools(&mut typed).map_err(failed)?;
+        let optimized = typed.into_optimized().map_err(failed)?;
         let multiply_adds = (0..optimized.nodes().len()).map(|id| node_multiply_adds(&optimized, id)).sum::<TractResult<f64>>().map_err(failed)?;
         let executor = if rayon::current_num_threads() > 1 && multiply_adds >= parallel_min_fma()? { Executor::RayonGlobal } else { Executor::SingleThread };
-        tracing::debug!(graph = %name, mfma = multiply_adds / 1e6, ?executor, "tract plan");
+        tracing::debug!(graph = %name, mfma = multiply_adds / 1e6, ?executor, separable_pools, "tract plan");
         let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
         let plan = optimized.into_runnable_with_options(&options).map_err(failed)?;
         let graph = Self { plan, sample_shape, name };
