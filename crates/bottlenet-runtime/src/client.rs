@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
+pub use crate::answer::Answer;
 use crate::auth::{self, BearerToken};
 pub use crate::client_options::{ClientOptions, ClientTls, SplitMode, Transport};
 use crate::error::{Error, Result};
@@ -23,40 +24,6 @@ use crate::proto::{InferImageRequest, InferReply, InferRequest, StatusReply, Sta
 use crate::stream_client::{Sent, StreamLink, StreamSettings};
 use crate::uplink::UplinkEstimator;
 use crate::uplink_probe::{self, ProbeStats, UplinkProber};
-
-/// The answer to one image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    pub request_id: u64,
-    pub top_k: Vec<ClassScore>,
-    /// The path that produced this answer.
-    pub served_by: Choice,
-    /// True when the path needed the server and the phone answered alone instead: this
-    /// request's server path failed, or the server was already known to be unusable (never
-    /// reached, down since an earlier failure).
-    pub fell_back: bool,
-    /// When it fell back: the gRPC status of the failure (this request's, or the last one that
-    /// put the server out of use).
-    pub fallback_status: Option<Code>,
-    /// Phone compute (ms): head + reduction + encode, and the whole network when it answered.
-    pub tm_ms: f64,
-    /// Measured upload time (ms): pacing plus the round trip less the server's own time.
-    pub upload_ms: f64,
-    /// Server-reported queue + decode + tail time (ms).
-    pub tc_ms: f64,
-    /// Wall time of the whole request (ms).
-    pub total_ms: f64,
-    /// Payload bytes sent up by the path that answered (0 when the phone answered).
-    pub bytes: usize,
-    /// What left the interface for it, as the client counts it: payload plus the transport's
-    /// per-image overhead ([`ClientOptions::wire_overhead_bytes`]); 0 when the phone answered.
-    pub wire_bytes: f64,
-    /// Size of the server batch this request ran in (0 when the phone answered).
-    pub batch_size: u32,
-    /// The server's smoothed queue + service time of this path, as reported with the answer
-    /// (ms): the `TC` the split policy was told (0 when the phone answered).
-    pub reported_tc_ms: f64,
-}
 
 /// Runs the phone's compute for one image. On a multi-threaded runtime it runs right here
 /// (`block_in_place`: tokio moves this worker's other tasks elsewhere), so the image's phone

@@ -9,6 +9,7 @@
 //! code.
 
 mod admission;
+mod answer;
 mod auth;
 mod batcher;
 mod route_load;
