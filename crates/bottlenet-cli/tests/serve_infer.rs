@@ -14,6 +14,10 @@ mod engine;
 #[allow(dead_code)]
 #[path = "../src/tract_engine.rs"]
 mod tract_engine;
+#[cfg(feature = "tract")]
+#[allow(dead_code)]
+#[path = "../src/tract_pool.rs"]
+mod tract_pool;
 
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, Normalization, SplitStats};
 use bottlenet_runtime::proto::InferRequest;

@@ -22,6 +22,10 @@ mod engine;
 #[allow(dead_code)]
 #[path = "../src/tract_engine.rs"]
 mod tract_engine;
+#[cfg(feature = "tract")]
+#[allow(dead_code)]
+#[path = "../src/tract_pool.rs"]
+mod tract_pool;
 
 use bottlenet_data::{Augment, Dataset, embedded_subset};
 use bottlenet_model::{Bundle, CodecMode, DeviceChoice};
