@@ -90,11 +90,12 @@ fn shipped_bundle_exported_halves_give_flex_outputs_in_tract() {
 }
 
 /// `bottlenet bench --only GROUP --runs 1 --warmup 0 --json`, which must succeed: its report.
-fn bench_report(group: &str) -> Value {
+fn bench_report(group: &str, extra: &[&str]) -> Value {
     let output = Command::cargo_bin("bottlenet")
         .unwrap()
         .current_dir(repo())
         .args(["bench", "--only", group, "--runs", "1", "--warmup", "0", "--json"])
+        .args(extra)
         .output()
         .unwrap();
     assert!(output.status.success(), "bench failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -103,7 +104,7 @@ fn bench_report(group: &str) -> Value {
 
 #[test]
 fn bench_engines_reports_flex_and_tract_side_by_side() {
-    let report = bench_report("engines");
+    let report = bench_report("engines", &[]);
     let figures = report["figures"].as_array().unwrap();
     // ResNet-50 RB1 and the bundle's RB1: phone half, server half, full network; flex then tract.
     assert_eq!(figures.len(), 12, "{report}");
@@ -128,7 +129,8 @@ fn bench_engines_reports_flex_and_tract_side_by_side() {
 
 #[test]
 fn bench_tract_ops_times_every_node_and_counts_resnet50s_multiply_adds() {
-    let report = bench_report("tract-ops");
+    let onnx_out = tempfile::tempdir().unwrap();
+    let report = bench_report("tract-ops", &["--onnx-out", onnx_out.path().to_str().unwrap()]);
     let figures = report["figures"].as_array().unwrap();
     let name = |f: &Value| f["name"].as_str().unwrap().to_string();
     let gfma = |f: &Value| -> f64 {
@@ -166,4 +168,16 @@ fn bench_tract_ops_times_every_node_and_counts_resnet50s_multiply_adds() {
     let [phone, server, full] = graph_gfma[..] else { unreachable!() };
     assert!((4.0..4.2).contains(&full), "full ResNet-50: {full} GFMA");
     assert!(phone + server >= full && phone + server < full + 0.1, "halves {phone} + {server} GFMA against the full network's {full}");
+
+    // --onnx-out wrote the three graphs it timed, laid out as `bottlenet export` does, for
+    // another engine to run: the phone half turns the image into RB1's features, the full
+    // network into 1000 logits.
+    let image = vec![0.5f32; 3 * 224 * 224];
+    let (features, _) = tract_run(&onnx_out.path().join("mobile/RB1.onnx"), [1, 3, 224, 224], &image);
+    assert_eq!(features.len(), 4, "phone half output {features:?}");
+    let (logits, _) = tract_run(&onnx_out.path().join("full.onnx"), [1, 3, 224, 224], &image);
+    assert_eq!(logits, [1, 1000]);
+    let [_, c, h, w] = features[..] else { unreachable!() };
+    let (restored, _) = tract_run(&onnx_out.path().join("cloud/RB1.onnx"), [1, c, h, w], &vec![0.5; c * h * w]);
+    assert_eq!(restored, [1, 1000], "server half output");
 }

@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// One JSON object (machine, settings, figures) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// With tract-ops: also write the three graphs it times to DIR (mobile/RB1.onnx,
+    /// cloud/RB1.onnx, full.onnx, as `bottlenet export` lays them out), so that another engine
+    /// runs exactly them (`scripts/pytorch_bench.py --only onnx --onnx-dir DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub onnx_out: Option<PathBuf>,
 }
 
 /// One figure: median and spread of a timed quantity.
@@ -404,6 +409,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .copied()
         .filter(|g| if args.only.is_empty() { with_engines || !NEED_TRACT.contains(g) } else { args.only.iter().any(|o| o == g) })
         .collect();
+    if let Some(dir) = &args.onnx_out
+        && !groups.contains(&TRACT_OPS)
+    {
+        bail!("--onnx-out {} writes the graphs of the tract-ops group, which this run does not include; add --only tract-ops", dir.display());
+    }
     let counts = |g: &str| match g {
         "codec" => 4,
         "compact" => 2 + 2 * Arch::Compact.num_blocks(),

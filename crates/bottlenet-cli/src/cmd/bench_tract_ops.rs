@@ -105,6 +105,16 @@ impl Bench<'_> {
             ("resnet50 RB1 server half", export_cloud(&net.cloud)?, server_input(&net.mobile, &net.image, &net.codec)?),
             ("resnet50 full network", export_full(&net.full)?, image),
         ];
+        if let Some(dir) = &self.args.onnx_out {
+            let split = &net.split_name;
+            for ((_, model, _), file) in graphs.iter().zip([format!("mobile/{split}.onnx"), format!("cloud/{split}.onnx"), "full.onnx".to_string()]) {
+                let path = dir.join(file);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                }
+                bottlenet_partition::write_atomic(&path, &model.to_bytes())?;
+            }
+        }
         for (what, model, (shape, values)) in graphs {
             self.profile_graph(what, model, &shape, values)?;
         }
