@@ -16,8 +16,9 @@
 #          bucket that filled up in the idle gap between requests. No delay or loss here.
 #          A mobile-only row sends nothing up and pauses the filler (its load is the emulator's).
 #
-# --pin on (default): the phone and the filler on one CPU, the server on another, as two
-# machines would be; off: every process floats over all cores.
+# --pin on (the default for the rows): the phone and the filler on one CPU, the server on
+# another, as two machines would be; off (the default with --adapt): every process floats over
+# all cores.
 #
 # TLS is on by default (--tls off for plain text): a throwaway self-signed certificate for the
 # cloud's address is made with openssl for each run; `infer` checks it with --ca.
@@ -57,7 +58,7 @@ SERVE_ARGS="--max-batch 1 --max-delay-ms 0"
 NICE=0
 TLS=on
 TCP_TS=on
-PIN=on
+PIN=auto
 TRANSPORT=stream
 CHECK=0
 STALE=0
@@ -110,7 +111,7 @@ Options:
   --tcp-timestamps on|off  the phone's TCP timestamps (net.ipv4.tcp_timestamps in its
                          namespace; off saves 12 B per segment) [$TCP_TS]
   --pin on|off           give the phone (with the filler) and the server a CPU each, as two
-                         machines have; off: both float over every core [$PIN]
+                         machines have; off: both float over every core [on; off with --adapt]
   --transport T          infer --transport: stream or unary [$TRANSPORT]
   --nice N               run server, client and filler under \`nice -n N\` (N < 0 shields the
                          measurement from other jobs on a busy machine) [0]
@@ -187,7 +188,13 @@ case $SHAPER in auto|netem|tbf) ;; *) usage_error "--shaper must be auto, netem 
 case $TARGET in latency|energy) ;; *) usage_error "--target must be latency or energy" ;; esac
 case $TLS in on|off) ;; *) usage_error "--tls must be on or off" ;; esac
 case $TCP_TS in on|off) ;; *) usage_error "--tcp-timestamps must be on or off" ;; esac
-case $PIN in on|off) ;; *) usage_error "--pin must be on or off" ;; esac
+case $PIN in on|off|auto) ;; *) usage_error "--pin must be on or off" ;; esac
+# auto: on for the rows; off for --adapt, whose loaded phases were set up with the server and its
+# loading phones sharing every core (with them all on one pinned core, one CI run switched back
+# and forth in the loaded phase: 3 switches instead of 1).
+if [ "$PIN" = auto ]; then
+    if [ -n "$ADAPT" ]; then PIN=off; else PIN=on; fi
+fi
 case $TRANSPORT in stream|unary) ;; *) usage_error "--transport must be stream or unary" ;; esac
 [[ $PHASE_S =~ ^[1-9][0-9]*$ ]] || usage_error "--phase-s must be a positive integer, got '$PHASE_S'"
 [[ $EVERY_MS =~ ^[1-9][0-9]*$ ]] || usage_error "--every-ms must be a positive integer, got '$EVERY_MS'"
