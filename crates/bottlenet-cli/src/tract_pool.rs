@@ -30,9 +30,7 @@ impl Axis {
         let end = (start + self.kernel).saturating_sub(self.pad_before).min(len);
         (first, end)
     }
-}
 
-impl Axis {
     /// `out[o]` = max of `row`'s cells in window `o`. `row` is first split into its `stride`
     /// phases (phase `r` holds cells `r, r + stride, …`, laid end to end in `phases`), so that
     /// for the windows wholly inside `row` each kernel tap reads one contiguous, shifted run of
@@ -182,8 +180,8 @@ pub fn replace_max_pools(model: &mut TypedModel) -> TractResult<usize> {
         let Some(pool) = node.op_as::<MaxPool>() else { continue };
         let input = model.outlet_fact(node.inputs[0])?.clone();
         let Some(op) = SeparableMaxPool::for_pool(pool, &input) else { continue };
-        let theirs = pool.output_facts(&[&input])?;
-        if theirs.first().and_then(|f| f.shape.as_concrete()).map(<[usize]>::to_vec) != Some(vec![input.shape.as_concrete().map_or(0, |s| s[0]), input.shape.as_concrete().map_or(0, |s| s[1]), op.out[0], op.out[1]]) {
+        let shape = |facts: TVec<TypedFact>| facts.first().map(|f| f.shape.clone());
+        if shape(pool.output_facts(&[&input])?) != shape(op.output_facts(&[&input])?) {
             continue;
         }
         let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?;

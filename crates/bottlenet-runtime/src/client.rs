@@ -29,7 +29,7 @@ use crate::uplink_probe::{self, ProbeStats, UplinkProber};
 /// (`block_in_place`: tokio moves this worker's other tasks elsewhere), so the image's phone
 /// time is the compute alone; a hand-off to the blocking pool costs two thread wake-ups per
 /// image on the critical path, about as long as the compact head itself (measured over the
-/// netem veth: the RB1 phone time 0.41–0.57 ms with the hand-off, 0.29–0.37 ms in place;
+/// netem veth: the RB1 phone time 0.41–0.57 ms with the hand-off, 0.29–0.44 ms in place;
 /// docs/netem.md). A current-thread runtime cannot block in place, so there it goes to the
 /// blocking pool.
 async fn on_this_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -18,7 +18,7 @@ use super::bench_engines::server_input;
 use crate::engine::TRACT_VERSION;
 use crate::tract_engine::{TractGraph, node_multiply_adds};
 use anyhow::{Context, Result, anyhow};
-use bottlenet_model::onnx::{OnnxModel, export_cloud, export_full, export_mobile};
+use bottlenet_model::onnx::{OnnxModel, export_cloud, export_full, export_mobile, exported_file};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tract_onnx::prelude::{Tensor as TractTensor, TypedRunnableModel, tvec};
@@ -106,13 +106,9 @@ impl Bench<'_> {
             ("resnet50 full network", export_full(&net.full)?, image),
         ];
         if let Some(dir) = &self.args.onnx_out {
-            let split = &net.split_name;
-            for ((_, model, _), file) in graphs.iter().zip([format!("mobile/{split}.onnx"), format!("cloud/{split}.onnx"), "full.onnx".to_string()]) {
-                let path = dir.join(file);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-                }
-                bottlenet_partition::write_atomic(&path, &model.to_bytes())?;
+            let split = Some(net.split_name.as_str());
+            for ((_, model, _), file) in graphs.iter().zip([exported_file("mobile", split), exported_file("cloud", split), exported_file("full", None)]) {
+                super::export::write_onnx(dir, &file, model)?;
             }
         }
         for (what, model, (shape, values)) in graphs {

@@ -3,9 +3,9 @@
 
 use anyhow::{Context, Result};
 use bottlenet_model::DeviceChoice;
-use bottlenet_model::onnx::{TensorSignature, export_bundle};
+use bottlenet_model::onnx::{OnnxModel, TensorSignature, export_bundle};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -27,6 +27,18 @@ fn signatures(list: &[TensorSignature]) -> serde_json::Value {
     list.iter().map(|t| serde_json::json!({"name": t.name, "shape": t.dims})).collect()
 }
 
+/// Writes `model` to `dir/file` (folders made as needed; a temporary file, then renamed, so a
+/// failed write never leaves half a graph under the name); its bytes.
+pub(crate) fn write_onnx(dir: &Path, file: &Path, model: &OnnxModel) -> Result<Vec<u8>> {
+    let path = dir.join(file);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let bytes = model.to_bytes();
+    bottlenet_partition::write_atomic(&path, &bytes)?;
+    Ok(bytes)
+}
+
 pub fn run(args: ExportArgs) -> Result<()> {
     // The weights are read on the CPU; the ONNX files do not depend on the engine.
     let device = DeviceChoice::Flex.device()?;
@@ -34,11 +46,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let export = export_bundle(&args.bundle, splits.as_deref(), &device).with_context(|| format!("exporting {} to ONNX", args.bundle.display()))?;
     for exported in &export.models {
         let path = args.out.join(&exported.file);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let bytes = exported.model.to_bytes();
-        bottlenet_partition::write_atomic(&path, &bytes)?;
+        let bytes = write_onnx(&args.out, &exported.file, &exported.model)?;
         let (inputs, outputs) = (exported.model.inputs(), exported.model.outputs());
         if args.json {
             let value = serde_json::json!({

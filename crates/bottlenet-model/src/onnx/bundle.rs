@@ -50,6 +50,15 @@ fn add_bundle_metadata(model: &mut OnnxModel, manifest: &Manifest) {
     }
 }
 
+/// Where `bottlenet export` puts a graph, relative to its output folder: `mobile/RBj.onnx`,
+/// `cloud/RBj.onnx` for a split's halves (`split` = `RBj`), `full.onnx` for the unsplit network.
+pub fn exported_file(half: &str, split: Option<&str>) -> PathBuf {
+    match split {
+        Some(split) => PathBuf::from(half).join(format!("{split}.onnx")),
+        None => PathBuf::from(format!("{half}.onnx")),
+    }
+}
+
 /// Both halves of each split in `splits` (every split of the bundle when `None`) and the
 /// unsplit network when the bundle has one.
 pub fn export_bundle(dir: &std::path::Path, splits: Option<&[usize]>, device: &Device) -> Result<BundleExport> {
@@ -71,12 +80,12 @@ pub fn export_bundle(dir: &std::path::Path, splits: Option<&[usize]>, device: &D
             return Err(Error::Bundle { path: dir.to_path_buf(), reason: format!("no split RB{j}; it has {}", have.join(", ")) });
         };
         let name = format!("RB{j}");
-        push("mobile", Some(name.clone()), PathBuf::from("mobile").join(format!("{name}.onnx")), export_mobile(phone)?);
-        push("cloud", Some(name.clone()), PathBuf::from("cloud").join(format!("{name}.onnx")), export_cloud(server)?);
+        push("mobile", Some(name.clone()), exported_file("mobile", Some(&name)), export_mobile(phone)?);
+        push("cloud", Some(name.clone()), exported_file("cloud", Some(&name)), export_cloud(server)?);
     }
     let full = Bundle::load_full(dir, device)?;
     if let Some(net) = &full {
-        push("full", None, PathBuf::from("full.onnx"), export_full(net)?);
+        push("full", None, exported_file("full", None), export_full(net)?);
     }
     Ok(BundleExport { models, has_full: full.is_some() })
 }

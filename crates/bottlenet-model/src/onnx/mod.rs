@@ -25,6 +25,6 @@ pub(crate) mod graph;
 pub mod model;
 pub mod proto;
 
-pub use bundle::{BundleExport, ExportedModel, export_bundle};
+pub use bundle::{BundleExport, ExportedModel, export_bundle, exported_file};
 pub use export::{export_cloud, export_full, export_mobile};
 pub use model::{BATCH, FEATURES, IMAGE, IR_VERSION, LOGITS, OPSET, OnnxModel, TensorSignature};
