@@ -295,7 +295,8 @@ fn auto_follows_algorithm_1_across_two_rates_and_a_loaded_server() {
         let expected = usize::from(i > 0);
         assert_eq!(
             switches, expected,
-            "phase {i}: {switches} switches, expected {expected}: {phase}"
+            "phase {i}: {switches} switches, expected {expected}: {phase}\n{}",
+            after_each_switch(&report, phase)
         );
         if i > 0 {
             assert_ne!(
@@ -312,4 +313,21 @@ fn auto_follows_algorithm_1_across_two_rates_and_a_loaded_server() {
         "{}",
         report["summary"]
     );
+}
+
+/// For a failure message: the server's time for each request (as it answered, and as its load
+/// report then read) over the first images after each of `phase`'s switches, which says whether
+/// the phone left a path on a stall or on a lasting load.
+fn after_each_switch(report: &Value, phase: &Value) -> String {
+    let answers = report["answers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut lines = Vec::new();
+    for switch in phase["switches"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let Some(first) = answers.iter().position(|a| a["image"] == switch["image"]) else { continue };
+        let times: Vec<String> = answers[first..answers.len().min(first + 5)]
+            .iter()
+            .map(|a| format!("{} {:.2}/{:.2} ms", a["served_by"], a["server_ms"].as_f64().unwrap_or(f64::NAN), a["reported_server_ms"].as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        lines.push(format!("from image {}: server / reported: {}", switch["image"], times.join(", ")));
+    }
+    lines.join("\n")
 }
