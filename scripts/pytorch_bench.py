@@ -21,6 +21,12 @@ with p10/p90 (linear interpolation, as numpy.percentile), min and max:
   train/compact/rb1-aware     the same with the codec round trip of every sample in the forward
                               pass, straight-through backward (paper §2.2), as `mode = "aware"`.
 
+  train-ops/b64 conv KxK[/S] CIN→COUT at HxW: forward | input grad | weight grad
+                          ms  every convolution shape of the compact backbone at batch 64, as the
+                              training step runs it: F.conv2d, and aten::convolution_backward
+                              asked for one gradient at a time (the names `bench --only train-ops`
+                              prints), then the totals weighted by how often each shape occurs.
+
   onnx/...                ms  only with `--only onnx` (needs onnxruntime): torchvision's ResNet-50
                               exported with torch.onnx (opset 17) and run in onnxruntime beside
                               the same model in PyTorch, batch 1, 3x224x224; with `--onnx-dir DIR`
@@ -34,7 +40,7 @@ Needs python3-torchvision, python3-pil, python3-numpy (Debian) or `pip install t
 pillow numpy`. Progress goes to stderr, so `--json > torch.json` keeps stdout clean.
 
 Usage: pytorch_bench.py [--runs 20] [--warmup 2] [--threads N] [--json]
-                        [--only codec,resnet50,compact,train,onnx] [--onnx-dir DIR]
+                        [--only codec,resnet50,compact,train,train-ops,onnx] [--onnx-dir DIR]
                         [--quality 20] [--codec-batch 0] [--seed 0] [--no-mkldnn]
 """
 
@@ -63,7 +69,7 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 from torchvision.models.resnet import BasicBlock, conv1x1  # noqa: E402
 
-GROUPS = ("codec", "resnet50", "compact", "train")
+GROUPS = ("codec", "resnet50", "compact", "train", "train-ops")
 # Groups run only when --only names them (onnxruntime is not a Debian package).
 OPTIONAL_GROUPS = ("onnx",)
 CODEC_SHAPES = ((1, 28, 28), (8, 28, 28), (1, 56, 56), (64, 56, 56))
@@ -427,6 +433,58 @@ def bench_train(args):
     return results
 
 
+def conv_label(conv, side):
+    """The name `bench --only train-ops` gives this convolution (bench_train_ops.rs, label)."""
+    k, s = conv.kernel_size[0], conv.stride[0]
+    stride = "" if s == 1 else f"/{s}"
+    return f"conv {k}x{k}{stride} {conv.in_channels}\u2192{conv.out_channels} at {side}x{side}"
+
+
+def bench_train_ops(args):
+    """Each distinct convolution of the compact backbone at batch 64: forward, input gradient,
+    weight gradient, then the totals weighted by each shape's count (bench_train_ops.rs)."""
+    batch = 64
+    net = CompactResNet()
+    seen = []  # (label, conv, input shape) in first-use order, with counts
+    counts = {}
+
+    def record(conv, inputs, _output):
+        label = conv_label(conv, inputs[0].shape[-1])
+        if label not in counts:
+            seen.append((label, conv, tuple(inputs[0].shape)))
+            counts[label] = 0
+        counts[label] += 1
+
+    hooks = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        net(torch.rand(batch, 1, 28, 28))
+    for h in hooks:
+        h.remove()
+    results, totals = [], {"forward": 0.0, "input grad": 0.0, "weight grad": 0.0}
+    for label, conv, shape in seen:
+        x = torch.randn(*shape)
+        w = conv.weight.detach().clone()
+        stride, padding = list(conv.stride), list(conv.padding)
+        dy = torch.randn_like(F.conv2d(x, w, None, stride, padding))
+
+        def backward(mask):
+            return lambda: torch.ops.aten.convolution_backward(dy, x, w, None, stride, padding, [1, 1], False, [0, 0], 1, mask)
+
+        phases = (("forward", lambda: F.conv2d(x, w, None, stride, padding)),
+                  ("input grad", backward([True, False, False])),
+                  ("weight grad", backward([False, True, False])))
+        for phase, fn in phases:
+            name = f"train-ops/b{batch} {label}: {phase}"
+            progress(name)
+            r = summarize(name, "ms", measure(fn, args.runs, args.warmup, 1e3), {"uses": counts[label]})
+            totals[phase] += r["median"] * counts[label]
+            results.append(r)
+    totals["all three"] = sum(totals.values())
+    for phase, ms in totals.items():
+        results.append(summarize(f"train-ops/b{batch} every backbone conv: {phase}", "ms", [ms], {"note": "medians x uses, summed"}))
+    return results
+
+
 # ---------------------------------------------------------------------------------------------
 # onnxruntime: torchvision's ResNet-50 through torch.onnx, and the files `bottlenet export` wrote.
 
@@ -585,6 +643,8 @@ def main():
         results += bench_splits(args, "compact", CompactResNet(), (1, 28, 28))
     if "train" in args.groups:
         results += bench_train(args)
+    if "train-ops" in args.groups:
+        results += bench_train_ops(args)
     if "onnx" in args.groups:
         results += bench_onnx(args)
     if args.json:

@@ -15,7 +15,9 @@
 //!   RB1 plans timed, by kind, with its arithmetic rate, and the graphs' thread scaling
 //!   (`bench_tract_ops.rs`);
 //! * `ops` — where the time goes: per-operation profile of the ResNet-50 RB1 halves and the
-//!   training step's phases (`bench_ops.rs`).
+//!   training step's phases (`bench_ops.rs`);
+//! * `train-ops` — the training step's convolutions at batch 64, each as its forward, input
+//!   gradient and weight gradient (`bench_train_ops.rs`).
 //!
 //! The model workloads run as `serve` and `infer` do, with BatchNorm folded into the convolutions
 //! (`bottlenet_model::fold`); the full forward is also timed unfolded, for the ratio.
@@ -43,9 +45,11 @@ use std::time::Instant;
 
 #[path = "bench_ops.rs"]
 mod ops;
+#[path = "bench_train_ops.rs"]
+mod train_ops;
 
 /// Workload groups, in the order they run.
-const GROUPS: [&str; 8] = ["codec", "compact", "resnet50", "train", "server", "ops", "engines", "tract-ops"];
+const GROUPS: [&str; 9] = ["codec", "compact", "resnet50", "train", "server", "ops", "train-ops", "engines", "tract-ops"];
 
 /// The groups that need the `tract` feature; without it, they run only when asked for (and then
 /// say how to get it).
@@ -72,11 +76,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
     /// Engine of the server workload: tract (CPU, the default with --device flex) or burn. The
-    /// compact, resnet50, train and ops groups time burn's modules; engines times both.
+    /// compact, resnet50, train, ops and train-ops groups time burn's modules; engines times both.
     #[arg(long, value_enum)]
     pub engine: Option<Engine>,
-    /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops, engines,
-    /// tract-ops (engines and tract-ops: cargo feature `tract`).
+    /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops,
+    /// train-ops, engines, tract-ops (engines and tract-ops: cargo feature `tract`).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Bundle the server workload serves.
@@ -420,6 +424,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "resnet50" => 2 + 2 * Arch::ResNet50.num_blocks(),
         "train" => 3,
         "ops" => 40,
+        // Eight conv shapes × three primitives, then four totals.
+        "train-ops" => 28,
         // Two networks × (phone half, server half, full) × (flex, tract).
         ENGINES => 12,
         // Three graphs × (1 thread, all threads, every node timed, and ≈ 15 kinds of node).
@@ -448,6 +454,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "resnet50" => bench.splits("resnet50", Arch::ResNet50, [3, 224, 224], 1000)?,
             "train" => bench.train()?,
             "ops" => bench.ops()?,
+            "train-ops" => bench.train_ops()?,
             "server" => bench.server()?,
             #[cfg(feature = "tract")]
             ENGINES => bench.engines()?,
