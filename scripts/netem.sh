@@ -108,8 +108,11 @@ Options:
   --shaper S             auto, netem or tbf (auto: netem if the kernel has it) [$SHAPER]
   --serve-args "ARGS"    extra arguments for bottlenet serve [$SERVE_ARGS]
   --tls on|off           TLS between phone and cloud (throwaway certificate) [$TLS]
-  --tcp-timestamps on|off  the phone's TCP timestamps (net.ipv4.tcp_timestamps in its
-                         namespace; off saves 12 B per segment) [$TCP_TS]
+  --tcp-timestamps on|off|server-off  TCP timestamps (net.ipv4.tcp_timestamps): off in
+                         the phone's namespace, or server-off in the server's alone (a
+                         connection has them only when both ends offer them, so a server
+                         operator can drop them for every phone); off saves 12 B per
+                         segment [$TCP_TS]
   --pin on|off           give the phone (with the filler) and the server a CPU each, as two
                          machines have; off: both float over every core [on; off with --adapt]
   --transport T          infer --transport: stream or unary [$TRANSPORT]
@@ -187,7 +190,7 @@ is_number "$LOSS_PCT" || usage_error "--loss-pct must be a number >= 0, got '$LO
 case $SHAPER in auto|netem|tbf) ;; *) usage_error "--shaper must be auto, netem or tbf" ;; esac
 case $TARGET in latency|energy) ;; *) usage_error "--target must be latency or energy" ;; esac
 case $TLS in on|off) ;; *) usage_error "--tls must be on or off" ;; esac
-case $TCP_TS in on|off) ;; *) usage_error "--tcp-timestamps must be on or off" ;; esac
+case $TCP_TS in on|off|server-off) ;; *) usage_error "--tcp-timestamps must be on, off or server-off" ;; esac
 case $PIN in on|off|auto) ;; *) usage_error "--pin must be on or off" ;; esac
 # auto: on for the rows; off for --adapt, whose loaded phases were set up with the server and its
 # loading phones sharing every core (with them all on one pinned core, one CI run switched back
@@ -364,8 +367,12 @@ ip -n "$PHONE_NS" addr add "$PHONE_IP/29" dev "$PHONE_IF"
 ip -n "$CLOUD_NS" addr add "$CLOUD_IP/29" dev "$CLOUD_IF"
 for ns in "$PHONE_NS" "$CLOUD_NS"; do ip -n "$ns" link set lo up; done
 ip -n "$PHONE_NS" link set "$PHONE_IF" up
-[ "$TCP_TS" = on ] || ip netns exec "$PHONE_NS" sysctl -qw net.ipv4.tcp_timestamps=0 \
-    || die "could not turn the phone namespace's TCP timestamps off"
+case $TCP_TS in
+    off) ip netns exec "$PHONE_NS" sysctl -qw net.ipv4.tcp_timestamps=0 \
+        || die "could not turn the phone namespace's TCP timestamps off" ;;
+    server-off) ip netns exec "$CLOUD_NS" sysctl -qw net.ipv4.tcp_timestamps=0 \
+        || die "could not turn the server namespace's TCP timestamps off" ;;
+esac
 ip -n "$CLOUD_NS" link set "$CLOUD_IF" up
 log "namespaces $PHONE_NS ($PHONE_IP) <-> $CLOUD_NS ($CLOUD_IP); shaper $SHAPER"
 
