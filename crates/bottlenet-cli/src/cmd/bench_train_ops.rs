@@ -13,14 +13,13 @@
 //! flex runs each operation to completion before returning, so timing one at a time is exact;
 //! this group refuses other devices, like `ops`.
 
-use super::{Bench, Figure, figure};
+use super::{Bench, Figure, figure, time};
 use anyhow::{Result, bail};
 use bottlenet_model::{Arch, BackboneConfig, BlockKind, DeviceChoice};
 use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Distribution, Tensor};
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 /// The batch the training step (`train` and `ops` groups, `configs/*.toml`) uses.
 const BATCH: usize = 64;
@@ -28,15 +27,15 @@ const BATCH: usize = 64;
 const SIDE: usize = 28;
 
 /// One convolution as the training step runs it, in NCHW.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct ConvShape {
-    pub c_in: usize,
-    pub c_out: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConvShape {
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
     /// Input height = width.
-    pub side: usize,
+    side: usize,
 }
 
 impl ConvShape {
@@ -45,7 +44,7 @@ impl ConvShape {
     }
 
     /// The name both benches print: `conv 3x3/2 16→32 at 28x28`.
-    pub(super) fn label(&self) -> String {
+    fn label(&self) -> String {
         let stride = if self.stride == 1 { String::new() } else { format!("/{}", self.stride) };
         format!("conv {k}x{k}{stride} {}→{} at {s}x{s}", self.c_in, self.c_out, k = self.kernel, s = self.side)
     }
@@ -65,7 +64,7 @@ impl ConvShape {
 
 /// Every convolution of `arch`'s backbone for a `side`×`side` input, with how many times each
 /// distinct shape occurs, in first-use order.
-pub(super) fn backbone_convs(arch: Arch, in_channels: usize, side: usize) -> Result<Vec<(ConvShape, usize)>> {
+fn backbone_convs(arch: Arch, in_channels: usize, side: usize) -> Result<Vec<(ConvShape, usize)>> {
     let spec = BackboneConfig::new(arch, in_channels, 10).spec()?;
     let mut convs = Vec::new();
     let stem = spec.stem;
@@ -103,21 +102,6 @@ pub(super) fn backbone_convs(arch: Arch, in_channels: usize, side: usize) -> Res
     Ok(counted)
 }
 
-/// Milliseconds of `runs` timed calls after `warmup` untimed ones; each call's result is read
-/// back to the host, so the time covers the whole operation.
-fn time_ms(warmup: usize, runs: usize, mut call: impl FnMut() -> Tensor<4>) -> Vec<f64> {
-    for _ in 0..warmup {
-        call().into_data();
-    }
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            call().into_data();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect()
-}
-
 impl Bench<'_> {
     pub(super) fn train_ops(&mut self) -> Result<()> {
         if self.args.device != DeviceChoice::Flex {
@@ -131,9 +115,19 @@ impl Bench<'_> {
             let w = Tensor::<4>::random([conv.c_out, conv.c_in, conv.kernel, conv.kernel], Distribution::Normal(0.0, 0.1), &device);
             let dy = Tensor::<4>::random([BATCH, conv.c_out, conv.out_side(), conv.out_side()], Distribution::Normal(0.0, 1.0), &device);
             let phases: [(&str, Vec<f64>); 3] = [
-                ("forward", time_ms(warmup, runs, || conv2d(x.clone(), w.clone(), None, conv.options()))),
-                ("input grad", time_ms(warmup, runs, || conv_transpose2d(dy.clone(), w.clone(), None, conv.input_grad_options()))),
-                ("weight grad", time_ms(warmup, runs, || conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), conv.options()))),
+                // Each result is read back to the host, so a time covers the whole operation.
+                ("forward", time(warmup, runs, 1e3, || {
+                    conv2d(x.clone(), w.clone(), None, conv.options()).into_data();
+                    Ok(())
+                })?),
+                ("input grad", time(warmup, runs, 1e3, || {
+                    conv_transpose2d(dy.clone(), w.clone(), None, conv.input_grad_options()).into_data();
+                    Ok(())
+                })?),
+                ("weight grad", time(warmup, runs, 1e3, || {
+                    conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), conv.options()).into_data();
+                    Ok(())
+                })?),
             ];
             for (phase, samples) in phases {
                 let f = figure("train-ops", format!("b{BATCH} {}: {phase}", conv.label()), "ms", samples, format!("×{count} in the network"));
