@@ -1,40 +1,79 @@
 //! Which engine runs a bundle's halves for inference (`--engine` of `serve`, `infer`, `profile`,
-//! `demo` and `bench`): tract on the CPU by default where the build has it (cargo feature
-//! `tract`, [`crate::tract_engine`]), else burn on `--device`. Training always runs on burn.
+//! `demo` and `bench`): on the CPU, XNNPACK where the build found it (cargo feature `xnnpack`,
+//! [`crate::xnnpack_engine`]), else tract (feature `tract`, [`crate::tract_engine`]), else burn;
+//! on a GPU `--device`, burn. Training always runs on burn.
 
 /// The tract release the engine is built on: the exact `=` pin of `tract-onnx` in the workspace's
 /// Cargo.toml (change both together).
 pub const TRACT_VERSION: &str = "0.23.9";
 
-/// Multiply-adds per sample from which a tract graph's matrix products run on rayon's pool
-/// rather than on the calling thread: about 1 ms of work on one core here (38 GFMA/s), where
-/// the pool's wake-up (~0.3 ms) is less than what the second core saves. The compact network's
-/// graphs are below (4–20 MFMA), ResNet-50's far above (0.4–3.7 GFMA, 1.4–1.8× faster on two
-/// threads: docs/engines.md).
-pub const TRACT_PARALLEL_MIN_FMA: f64 = 32e6;
+/// The XNNPACK the engine links: Debian 12's `libxnnpack0` snapshot (`/usr/include/xnnpack.h`).
+pub const XNNPACK_VERSION: &str = "0.0~git20220216 (Debian 12)";
+
+/// Multiply-adds per sample from which an exported graph (tract's or XNNPACK's) runs on all
+/// `--threads` rather than on the calling thread: about 1 ms of work on one core here (38
+/// GFMA/s), where waking the pool's other thread (~0.3 ms) costs less than the second core
+/// saves. The compact network's graphs are below (4–20 MFMA), ResNet-50's far above (0.4–4.1
+/// GFMA: docs/engines.md).
+pub const PARALLEL_MIN_FMA: f64 = 32e6;
+
+/// Environment variable that moves [`PARALLEL_MIN_FMA`] (in millions; 0: every graph on all
+/// threads), for a phone or server whose cores wake faster or slower than this host's.
+pub const PARALLEL_MIN_MFMA_ENV: &str = "BOTTLENET_PARALLEL_MIN_MFMA";
+
+/// [`PARALLEL_MIN_FMA`], or what [`PARALLEL_MIN_MFMA_ENV`] says.
+#[cfg(feature = "exported-graphs")]
+pub fn parallel_min_fma() -> bottlenet_runtime::Result<f64> {
+    std::env::var(PARALLEL_MIN_MFMA_ENV).map_or(Ok(PARALLEL_MIN_FMA), |text| parse_parallel_min_mfma(&text))
+}
+
+/// The multiply-adds that [`PARALLEL_MIN_MFMA_ENV`]'s text (millions) stands for.
+#[cfg(feature = "exported-graphs")]
+fn parse_parallel_min_mfma(text: &str) -> bottlenet_runtime::Result<f64> {
+    match text.trim().parse::<f64>() {
+        Ok(mfma) if mfma.is_finite() && mfma >= 0.0 => Ok(mfma * 1e6),
+        _ => Err(bottlenet_runtime::Error::Config(format!("{PARALLEL_MIN_MFMA_ENV} must be a number of millions of multiply-adds, 0 or more (0: every graph on all threads), got '{text}'"))),
+    }
+}
 
 /// Which engine runs a bundle's halves for inference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
-    /// tract on the CPU: the exported ONNX graphs (the default on `--device flex`).
+    /// XNNPACK on the CPU: the exported ONNX graphs as NHWC operators (the default on `--device
+    /// flex` where the build found Debian's libxnnpack-dev).
+    Xnnpack,
+    /// tract on the CPU: the exported ONNX graphs (the default on `--device flex` otherwise).
     Tract,
     /// burn on `--device` (flex, wgpu, cuda, ndarray): the modules as trained.
     Burn,
 }
 
+/// Whether this binary can run XNNPACK: built with the feature, and the library found.
+pub fn xnnpack_built() -> bool {
+    #[cfg(feature = "xnnpack")]
+    return bottlenet_xnnpack::linked();
+    #[cfg(not(feature = "xnnpack"))]
+    return false;
+}
+
 impl Engine {
-    /// `requested`, else tract on the CPU (flex) and burn on any other device. tract runs only on
-    /// the CPU, so `--engine tract` with a GPU device is refused in one line.
+    /// `requested`, else the fastest engine built in for the CPU (XNNPACK, then tract) and burn
+    /// on any other device. The CPU engines are refused in one line with a GPU device or where
+    /// they are not built in.
     pub fn resolve(requested: Option<Engine>, device: bottlenet_model::DeviceChoice) -> anyhow::Result<Engine> {
         let on_cpu = device == bottlenet_model::DeviceChoice::Flex;
         match requested {
-            Some(Engine::Tract) if !on_cpu => {
-                anyhow::bail!("--engine tract runs on the CPU only; pass --device flex with it, or --engine burn to run on {device}")
+            Some(engine @ (Engine::Tract | Engine::Xnnpack)) if !on_cpu => {
+                anyhow::bail!("--engine {engine} runs on the CPU only; pass --device flex with it, or --engine burn to run on {device}")
             }
             Some(Engine::Tract) if !cfg!(feature = "tract") => {
                 anyhow::bail!("--engine tract is not compiled into this binary; rebuild with `--features tract` or pass --engine burn")
             }
+            Some(Engine::Xnnpack) if !xnnpack_built() => {
+                anyhow::bail!("--engine xnnpack is not in this binary: install Debian's libxnnpack-dev and libpthreadpool-dev and rebuild (feature `xnnpack`), or pass --engine tract")
+            }
             Some(engine) => Ok(engine),
+            None if on_cpu && xnnpack_built() => Ok(Engine::Xnnpack),
             None if on_cpu && cfg!(feature = "tract") => Ok(Engine::Tract),
             None => Ok(Engine::Burn),
         }
@@ -42,11 +81,10 @@ impl Engine {
 
     /// How reports and logs name it.
     pub fn describe(self) -> String {
+        let small = format!("graphs under {:.0} MFMA on one thread", PARALLEL_MIN_FMA / 1e6);
         match self {
-            Engine::Tract => format!(
-                "tract {TRACT_VERSION} (exported ONNX halves, BatchNorm folded; graphs under {:.0} MFMA on one thread)",
-                TRACT_PARALLEL_MIN_FMA / 1e6
-            ),
+            Engine::Xnnpack => format!("XNNPACK {XNNPACK_VERSION} (exported ONNX halves, BatchNorm folded, NHWC; {small})"),
+            Engine::Tract => format!("tract {TRACT_VERSION} (exported ONNX halves, BatchNorm folded; {small})"),
             Engine::Burn => "burn".to_string(),
         }
     }
@@ -55,12 +93,12 @@ impl Engine {
 impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Engine::Xnnpack => "xnnpack",
             Engine::Tract => "tract",
             Engine::Burn => "burn",
         })
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -68,12 +106,40 @@ mod tests {
     use bottlenet_model::DeviceChoice;
 
     #[test]
-    fn the_cpu_defaults_to_tract_where_built_and_a_gpu_to_burn() {
+    fn the_cpu_defaults_to_the_fastest_engine_built_in_and_a_gpu_to_burn() {
         let cpu = Engine::resolve(None, DeviceChoice::Flex).unwrap();
-        assert_eq!(cpu, if cfg!(feature = "tract") { Engine::Tract } else { Engine::Burn });
+        let expected = if xnnpack_built() {
+            Engine::Xnnpack
+        } else if cfg!(feature = "tract") {
+            Engine::Tract
+        } else {
+            Engine::Burn
+        };
+        assert_eq!(cpu, expected);
         assert_eq!(Engine::resolve(None, DeviceChoice::Wgpu).unwrap(), Engine::Burn);
         assert_eq!(Engine::resolve(Some(Engine::Burn), DeviceChoice::Flex).unwrap(), Engine::Burn);
-        let refused = Engine::resolve(Some(Engine::Tract), DeviceChoice::Cuda).unwrap_err().to_string();
-        assert!(refused.contains("--device flex") && !refused.contains('\n'), "{refused}");
+        for engine in [Engine::Tract, Engine::Xnnpack] {
+            let refused = Engine::resolve(Some(engine), DeviceChoice::Cuda).unwrap_err().to_string();
+            assert!(refused.contains("--device flex") && !refused.contains('\n'), "{refused}");
+        }
+    }
+
+    #[test]
+    fn under_ci_the_default_build_has_xnnpack() {
+        // `.ci/run` installs libxnnpack-dev and libpthreadpool-dev before building.
+        if std::env::var_os("CI").is_some() && cfg!(feature = "xnnpack") {
+            assert!(xnnpack_built(), "CI is set but this build found no XNNPACK: install libxnnpack-dev and libpthreadpool-dev");
+        }
+    }
+
+    #[cfg(feature = "exported-graphs")]
+    #[test]
+    fn the_parallel_threshold_is_millions_of_multiply_adds_or_a_one_line_refusal() {
+        assert_eq!(parse_parallel_min_mfma(" 32 ").ok(), Some(32e6));
+        assert_eq!(parse_parallel_min_mfma("0").ok(), Some(0.0));
+        for bad in ["", "-1", "NaN", "inf", "lots"] {
+            let err = parse_parallel_min_mfma(bad).expect_err(bad).to_string();
+            assert!(err.contains(PARALLEL_MIN_MFMA_ENV) && !err.contains('\n'), "{err}");
+        }
     }
 }

@@ -23,6 +23,10 @@ mod tract_engine;
 mod tract_pool;
 #[cfg(feature = "server")]
 mod wire_meter;
+#[cfg(feature = "exported-graphs")]
+mod exported_graph;
+#[cfg(feature = "xnnpack")]
+mod xnnpack_engine;
 
 use clap::{Parser, Subcommand};
 

@@ -28,8 +28,8 @@ use bottlenet_runtime::{Error, Image, PhoneHalf as RtPhone, Result};
 use bottlenet_runtime::CloudHalf as RtCloud;
 use burn::tensor::{Device, Tensor, TensorData};
 use crate::engine::Engine;
-#[cfg(feature = "tract")]
-use crate::tract_engine::TractGraph;
+#[cfg(feature = "exported-graphs")]
+use crate::exported_graph::ExportedGraph;
 
 /// The model name both ends announce: architecture, width, input shape and classes, so a phone
 /// and a server loaded from different bundles of one architecture do not pair up by accident.
@@ -122,33 +122,34 @@ pub struct BundleCloud {
     mobile: Option<MobileBundle>,
     network: Option<BottleNet>,
     device: Device,
-    /// The halves and network as tract plans ([`BundleCloud::with_engine`]); burn runs what is
+    /// The halves and network planned on a CPU engine ([`BundleCloud::with_engine`]); burn runs what is
     /// not in here.
-    #[cfg(feature = "tract")]
-    tract: TractSide,
+    #[cfg(feature = "exported-graphs")]
+    exported: ExportedSide,
 }
 
-/// One side's exported graphs in tract: a graph per split name, and the unsplit network.
-#[cfg(feature = "tract")]
+/// One side's exported graphs on a CPU engine (XNNPACK or tract): a graph per split name, and
+/// the unsplit network.
+#[cfg(feature = "exported-graphs")]
 #[derive(Debug, Default)]
-struct TractSide {
-    halves: std::collections::HashMap<String, TractGraph>,
-    network: Option<TractGraph>,
+struct ExportedSide {
+    halves: std::collections::HashMap<String, ExportedGraph>,
+    network: Option<ExportedGraph>,
 }
 
-#[cfg(feature = "tract")]
-impl TractSide {
-    /// Plans `own`'s halves (exported with `export`), then the unsplit network taken out of
-    /// `network`. burn's copies are never run once tract holds the network (a path composed of
+#[cfg(feature = "exported-graphs")]
+impl ExportedSide {
+    /// Plans `own`'s halves (exported with `export`) on `engine`, then the unsplit network taken
+    /// out of `network`. burn's copies are never run once the engine holds the network (a path composed of
     /// two halves needs them only without one), so `own`'s and `other`'s halves are freed before
     /// it is planned: a ResNet-50 side does not hold every weight twice.
-    fn plan<H, O>(own: &mut bottlenet_model::HalfBundle<H>, other: Option<&mut bottlenet_model::HalfBundle<O>>, network: &mut Option<BottleNet>, export: fn(&H) -> bottlenet_model::Result<bottlenet_model::onnx::OnnxModel>) -> Result<Self> {
+    fn plan<H, O>(engine: Engine, own: &mut bottlenet_model::HalfBundle<H>, other: Option<&mut bottlenet_model::HalfBundle<O>>, network: &mut Option<BottleNet>, export: fn(&H) -> bottlenet_model::Result<bottlenet_model::onnx::OnnxModel>) -> Result<Self> {
         let halves = own
             .manifest
             .splits
             .iter()
             .filter_map(|e| own.half(e.split).map(|half| (e.name.clone(), half)))
-            .map(|(name, half)| Ok((name, TractGraph::load(export(half).map_err(Error::model)?)?)))
+            .map(|(name, half)| Ok((name, ExportedGraph::load(engine, export(half).map_err(Error::model)?)?)))
             .collect::<Result<_>>()?;
         let network = match network.take() {
             Some(net) => {
@@ -156,19 +157,19 @@ impl TractSide {
                 if let Some(other) = other {
                     other.clear_halves();
                 }
-                Some(Self::plan_network(net)?)
+                Some(Self::plan_network(engine, net)?)
             }
             None => None,
         };
         Ok(Self { halves, network })
     }
 
-    /// Exports the unsplit network and plans it in tract; burn's copy is dropped once exported,
-    /// so a ResNet-50 never holds four copies of its weights at once.
-    fn plan_network(network: BottleNet) -> Result<TractGraph> {
+    /// Exports the unsplit network and plans it on `engine`; burn's copy is dropped once
+    /// exported, so a ResNet-50 never holds four copies of its weights at once.
+    fn plan_network(engine: Engine, network: BottleNet) -> Result<ExportedGraph> {
         let onnx = bottlenet_model::onnx::export_full(&network).map_err(Error::model)?;
         drop(network);
-        TractGraph::load(onnx)
+        ExportedGraph::load(engine, onnx)
     }
 }
 
@@ -184,25 +185,25 @@ impl BundleCloud {
             mobile: None,
             network: None,
             device,
-            #[cfg(feature = "tract")]
-            tract: TractSide::default(),
+            #[cfg(feature = "exported-graphs")]
+            exported: ExportedSide::default(),
         }
     }
 
-    /// Runs the halves and the unsplit network on `engine`: with tract, each (folded) half and
-    /// the network are exported and planned now. Call after [`with_network`](Self::with_network)
+    /// Runs the halves and the unsplit network on `engine`: with XNNPACK or tract, each (folded)
+    /// half and the network are exported and planned now. Call after [`with_network`](Self::with_network)
     /// and [`with_full`](Self::with_full); a cloud-only path composed of two halves stays on burn.
     pub fn with_engine(self, engine: Engine) -> Result<Self> {
         match engine {
             Engine::Burn => Ok(self),
-            #[cfg(feature = "tract")]
-            Engine::Tract => {
+            #[cfg(feature = "exported-graphs")]
+            cpu => {
                 let mut this = self;
-                this.tract = TractSide::plan(&mut this.cloud, this.mobile.as_mut(), &mut this.network, bottlenet_model::onnx::export_cloud)?;
+                this.exported = ExportedSide::plan(cpu, &mut this.cloud, this.mobile.as_mut(), &mut this.network, bottlenet_model::onnx::export_cloud)?;
                 Ok(this)
             }
-            #[cfg(not(feature = "tract"))]
-            Engine::Tract => Err(Error::InvalidArgument("tract is not compiled into this binary".into())),
+            #[cfg(not(feature = "exported-graphs"))]
+            cpu => Err(Error::InvalidArgument(format!("{cpu} is not compiled into this binary"))),
         }
     }
 
@@ -218,11 +219,11 @@ impl BundleCloud {
         self
     }
 
-    /// Whether tract holds `split`'s half (always false without the `tract` feature).
-    fn has_tract_half(&self, split: &str) -> bool {
-        #[cfg(feature = "tract")]
-        return self.tract.halves.contains_key(split);
-        #[cfg(not(feature = "tract"))]
+    /// Whether a CPU engine holds `split`'s half (always false without one built in).
+    fn has_exported_half(&self, split: &str) -> bool {
+        #[cfg(feature = "exported-graphs")]
+        return self.exported.halves.contains_key(split);
+        #[cfg(not(feature = "exported-graphs"))]
         return { let _ = split; false };
     }
 
@@ -252,12 +253,12 @@ impl RtCloud for BundleCloud {
     }
 
     fn splits(&self) -> Vec<String> {
-        self.cloud.manifest.splits.iter().filter(|e| self.cloud.half(e.split).is_some() || self.has_tract_half(&e.name)).map(|e| e.name.clone()).collect()
+        self.cloud.manifest.splits.iter().filter(|e| self.cloud.half(e.split).is_some() || self.has_exported_half(&e.name)).map(|e| e.name.clone()).collect()
     }
 
     fn feature_shape(&self, split: &str) -> Option<Shape> {
-        #[cfg(feature = "tract")]
-        if let Some(&[c, h, w]) = self.tract.halves.get(split).map(TractGraph::sample_shape) {
+        #[cfg(feature = "exported-graphs")]
+        if let Some(&[c, h, w]) = self.exported.halves.get(split).map(ExportedGraph::sample_shape) {
             return Some(Shape::new(c, h, w));
         }
         let [c, h, w] = self.half(split).ok()?.reduced_shape().ok()?;
@@ -273,8 +274,8 @@ impl RtCloud for BundleCloud {
         if features.is_empty() {
             return Ok(Vec::new());
         }
-        #[cfg(feature = "tract")]
-        if let Some(graph) = self.tract.halves.get(split) {
+        #[cfg(feature = "exported-graphs")]
+        if let Some(graph) = self.exported.halves.get(split) {
             return graph.logits(features.len(), flatten(features, shape)?);
         }
         rows(self.half(split)?.logits(stack(features, shape, &self.device)?).map_err(Error::model)?)
@@ -289,8 +290,8 @@ impl RtCloud for BundleCloud {
 
     fn full(&self, inputs: &[FeatureTensor]) -> Result<Vec<Vec<f32>>> {
         let [c, h, w] = self.cloud.manifest.input_shape;
-        #[cfg(feature = "tract")]
-        if let Some(graph) = &self.tract.network {
+        #[cfg(feature = "exported-graphs")]
+        if let Some(graph) = &self.exported.network {
             if inputs.is_empty() {
                 return Ok(Vec::new());
             }
@@ -321,9 +322,9 @@ pub struct BundlePhone {
     cloud: Option<CloudBundle>,
     network: Option<BottleNet>,
     device: Device,
-    /// The heads and network as tract plans ([`BundlePhone::with_engine`]).
-    #[cfg(feature = "tract")]
-    tract: TractSide,
+    /// The heads and network planned on a CPU engine ([`BundlePhone::with_engine`]).
+    #[cfg(feature = "exported-graphs")]
+    exported: ExportedSide,
 }
 
 impl BundlePhone {
@@ -337,8 +338,8 @@ impl BundlePhone {
             cloud: None,
             network: None,
             device,
-            #[cfg(feature = "tract")]
-            tract: TractSide::default(),
+            #[cfg(feature = "exported-graphs")]
+            exported: ExportedSide::default(),
         }
     }
 
@@ -347,14 +348,14 @@ impl BundlePhone {
     pub fn with_engine(self, engine: Engine) -> Result<Self> {
         match engine {
             Engine::Burn => Ok(self),
-            #[cfg(feature = "tract")]
-            Engine::Tract => {
+            #[cfg(feature = "exported-graphs")]
+            cpu => {
                 let mut this = self;
-                this.tract = TractSide::plan(&mut this.mobile, this.cloud.as_mut(), &mut this.network, bottlenet_model::onnx::export_mobile)?;
+                this.exported = ExportedSide::plan(cpu, &mut this.mobile, this.cloud.as_mut(), &mut this.network, bottlenet_model::onnx::export_mobile)?;
                 Ok(this)
             }
-            #[cfg(not(feature = "tract"))]
-            Engine::Tract => Err(Error::InvalidArgument("tract is not compiled into this binary".into())),
+            #[cfg(not(feature = "exported-graphs"))]
+            cpu => Err(Error::InvalidArgument(format!("{cpu} is not compiled into this binary"))),
         }
     }
 
@@ -372,11 +373,11 @@ impl BundlePhone {
         self
     }
 
-    /// Whether tract holds `split`'s head (always false without the `tract` feature).
-    fn has_tract_half(&self, split: &str) -> bool {
-        #[cfg(feature = "tract")]
-        return self.tract.halves.contains_key(split);
-        #[cfg(not(feature = "tract"))]
+    /// Whether a CPU engine holds `split`'s head (always false without one built in).
+    fn has_exported_half(&self, split: &str) -> bool {
+        #[cfg(feature = "exported-graphs")]
+        return self.exported.halves.contains_key(split);
+        #[cfg(not(feature = "exported-graphs"))]
         return { let _ = split; false };
     }
 
@@ -395,8 +396,8 @@ impl BundlePhone {
     /// Head + reduction of `split` on one image: eq. 1's input, as a host tensor.
     pub fn features(&self, split: &str, image: &Image) -> Result<FeatureTensor> {
         let manifest = &self.mobile.manifest;
-        #[cfg(feature = "tract")]
-        if let Some(graph) = self.tract.halves.get(split) {
+        #[cfg(feature = "exported-graphs")]
+        if let Some(graph) = self.exported.halves.get(split) {
             let (shape, values) = graph.run(1, self.normalised(image)?)?;
             let [1, c, h, w] = shape[..] else {
                 return Err(Error::Model(format!("the {split} head returned shape {shape:?}, expected [1, c, h, w]")));
@@ -425,7 +426,7 @@ impl RtPhone for BundlePhone {
     }
 
     fn splits(&self) -> Vec<String> {
-        self.mobile.manifest.splits.iter().filter(|e| self.mobile.half(e.split).is_some() || self.has_tract_half(&e.name)).map(|e| e.name.clone()).collect()
+        self.mobile.manifest.splits.iter().filter(|e| self.mobile.half(e.split).is_some() || self.has_exported_half(&e.name)).map(|e| e.name.clone()).collect()
     }
 
     fn encode(&self, split: &str, image: &Image) -> Result<Vec<u8>> {
@@ -436,8 +437,8 @@ impl RtPhone for BundlePhone {
     }
 
     fn full(&self, image: &Image) -> Result<Vec<f32>> {
-        #[cfg(feature = "tract")]
-        if let Some(graph) = &self.tract.network {
+        #[cfg(feature = "exported-graphs")]
+        if let Some(graph) = &self.exported.network {
             let mut out = graph.logits(1, self.normalised(image)?)?;
             return out.pop().ok_or_else(|| Error::Model("the network returned no logits".into()));
         }

@@ -8,7 +8,7 @@
 //! fixed shape: measured 0.6–0.9× flex with the batch axis left symbolic, docs/engines.md), and a
 //! batch runs sample by sample through that one plan (one copy of the packed weights).
 //!
-//! Invariant: a graph of fewer than [`PARALLEL_MIN_FMA`] multiply-adds per sample (tract's cost
+//! Invariant: a graph of fewer than [`crate::engine::PARALLEL_MIN_FMA`] multiply-adds per sample (tract's cost
 //! model) runs on the calling thread; a larger one spreads its matrix products over rayon's
 //! pool. Waking the pool's other thread costs about 0.3 ms per run on this host, more than a
 //! small graph gains from it: the compact network's RB1 path went from 1.84 to 1.53 ms end to
@@ -17,30 +17,13 @@
 //! Training, the GPUs and `--engine burn` stay on burn; this module only runs what burn trained.
 //! Which engine a command runs is [`crate::engine::Engine`].
 
-pub use crate::engine::TRACT_PARALLEL_MIN_FMA as PARALLEL_MIN_FMA;
+use crate::engine::parallel_min_fma;
 use bottlenet_model::onnx::OnnxModel;
 use bottlenet_runtime::{Error, Result};
 use std::sync::Arc;
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, RunOptions, Tensor as TractTensor, TractResult, TypedModel, TypedRunnableModel, tvec};
 use tract_onnx::tract_core::ops::Cost;
-
-/// Environment variable that moves [`PARALLEL_MIN_FMA`] (in millions; 0: every graph on the
-/// pool), for a phone or server whose cores wake faster or slower than this host's.
-pub const PARALLEL_MIN_MFMA_ENV: &str = "BOTTLENET_TRACT_PARALLEL_MIN_MFMA";
-
-/// [`PARALLEL_MIN_FMA`], or what [`PARALLEL_MIN_MFMA_ENV`] says.
-fn parallel_min_fma() -> Result<f64> {
-    std::env::var(PARALLEL_MIN_MFMA_ENV).map_or(Ok(PARALLEL_MIN_FMA), |text| parse_parallel_min_mfma(&text))
-}
-
-/// The multiply-adds that [`PARALLEL_MIN_MFMA_ENV`]'s text (millions) stands for.
-fn parse_parallel_min_mfma(text: &str) -> Result<f64> {
-    match text.trim().parse::<f64>() {
-        Ok(mfma) if mfma.is_finite() && mfma >= 0.0 => Ok(mfma * 1e6),
-        _ => Err(Error::Config(format!("{PARALLEL_MIN_MFMA_ENV} must be a number of millions of multiply-adds, 0 or more (0: every graph on all threads), got '{text}'"))),
-    }
-}
 
 /// Multiply-adds of one node per run, from tract's cost model (0 where the op declares none).
 pub fn node_multiply_adds(model: &TypedModel, node_id: usize) -> TractResult<f64> {
@@ -68,7 +51,7 @@ impl std::fmt::Debug for TractGraph {
 impl TractGraph {
     /// Parses, optimises and plans `model`, whose one input is `[batch, fixed axes…]`. Its
     /// matrix products run on rayon's global pool (the one flex and `--threads` use) when that
-    /// pool has more than one thread and the graph is large enough to gain ([`PARALLEL_MIN_FMA`]).
+    /// pool has more than one thread and the graph is large enough to gain ([`crate::engine::PARALLEL_MIN_FMA`]).
     pub fn load(model: OnnxModel) -> Result<Self> {
         let name = format!(
             "{} {} graph",
@@ -115,7 +98,6 @@ impl TractGraph {
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
-    #[cfg(feature = "server")]
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
     }
@@ -142,30 +124,5 @@ impl TractGraph {
             *batch = n;
         }
         Ok((out_shape, values))
-    }
-
-    /// [`run`](Self::run) for graphs whose output is `[n, k]` logits: one vector per sample.
-    pub fn logits(&self, n: usize, input: Vec<f32>) -> Result<Vec<Vec<f32>>> {
-        let (shape, values) = self.run(n, input)?;
-        let k = match shape.as_slice() {
-            [rows, k] if *rows == n => *k,
-            _ => return Err(Error::Model(format!("{} returned shape {shape:?}, expected [{n}, classes]", self.name))),
-        };
-        Ok(values.chunks(k.max(1)).map(<[f32]>::to_vec).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_parallel_threshold_is_millions_of_multiply_adds_or_a_one_line_refusal() {
-        assert_eq!(parse_parallel_min_mfma(" 32 ").ok(), Some(32e6));
-        assert_eq!(parse_parallel_min_mfma("0").ok(), Some(0.0));
-        for bad in ["", "-1", "NaN", "inf", "lots"] {
-            let err = parse_parallel_min_mfma(bad).expect_err(bad).to_string();
-            assert!(err.contains(PARALLEL_MIN_MFMA_ENV) && !err.contains('\n'), "{err}");
-        }
     }
 }

@@ -237,6 +237,40 @@ impl NetworkBuilder {
         Ok(self.push(Layer::FullyConnected { input, outputs, kernel, bias, relu }, Extent::new(1, 1, outputs)))
     }
 
+    /// Folds `y = scale·x + shift` per output channel into the convolution, deconvolution or
+    /// fully-connected layer that produced `value` (an inference BatchNorm after it): its kernel's
+    /// output channel `o` times `scale[o]`, its bias `scale[o]·b[o] + shift[o]`. False (nothing
+    /// changed) where another kind of layer made `value`, one with a fused ReLU, or the lengths
+    /// differ. The caller ensures the BatchNorm is `value`'s one reader.
+    pub fn fold_affine(&mut self, value: ValueId, scale: &[f32], shift: &[f32]) -> bool {
+        let Some(layer) = value.0.checked_sub(1).and_then(|i| self.layers.get_mut(i)) else { return false };
+        let (kernel, bias, output_major) = match layer {
+            Layer::Convolution { kernel, bias, relu: false, .. } | Layer::Deconvolution { kernel, bias, relu: false, .. } => (kernel, bias, true),
+            Layer::FullyConnected { kernel, bias, relu: false, .. } => (kernel, bias, false),
+            _ => return false,
+        };
+        let outputs = bias.len();
+        if scale.len() != outputs || shift.len() != outputs || outputs == 0 {
+            return false;
+        }
+        if output_major {
+            // OHWI, and [g, O/g, kh, kw, I/g]: output channel o is the o-th contiguous run.
+            let run_len = kernel.len() / outputs;
+            for (o, run) in kernel.chunks_exact_mut(run_len).enumerate() {
+                run.iter_mut().for_each(|w| *w *= scale[o]);
+            }
+        } else {
+            // [inputs, outputs]: output channel o is every outputs-th value from o.
+            for row in kernel.chunks_exact_mut(outputs) {
+                row.iter_mut().zip(scale).for_each(|(w, a)| *w *= a);
+            }
+        }
+        for ((b, a), t) in bias.iter_mut().zip(scale).zip(shift) {
+            *b = a * *b + t;
+        }
+        true
+    }
+
     /// Makes the layer that produced `value` clamp its output at 0, folding a following ReLU
     /// into it (every layer here takes an output clamp; a ReLU's output is clamped already).
     /// False where `value` is the input. The caller ensures the ReLU is `value`'s one reader.

@@ -1,7 +1,8 @@
 //! `bottlenet bench --only engines` (cargo feature `tract`): the ONNX graphs `bottlenet export`
-//! writes (docs/onnx.md), run in tract beside the same modules in burn flex, on the same inputs and
-//! the same compute threads. Each graph's output must agree with flex within [`TOLERANCE`] of the
-//! output's scale before any time is reported; a larger difference is an error.
+//! writes (docs/onnx.md), run in tract and, where built in, XNNPACK, beside the same modules in
+//! burn flex, on the same inputs and the same compute threads. Each graph's output must agree
+//! with flex within [`TOLERANCE`] of the output's scale before any time is reported; a larger
+//! difference is an error.
 //!
 //! * ResNet-50, 3×224×224, batch 1, the `resnet50` group's seeded backbone with the RB1 bottleneck
 //!   (c' = 1, s = 2): the phone half on the seeded random image, the server half on what the codec
@@ -10,7 +11,7 @@
 //! * the bundle (`--bundle`, the shipped `models/fashion-compact`), its first split: the same three
 //!   on the first embedded Fashion-MNIST test image.
 //!
-//! The two engines take turns, one run each, so a noisy machine slows them alike.
+//! The engines take turns, one run each, so a noisy machine slows them alike.
 
 use super::bench::{Bench, figure, time};
 use anyhow::{Context, Result, anyhow, bail};
@@ -19,25 +20,48 @@ use bottlenet_data::{BatchOptions, Batcher, embedded_subset};
 use bottlenet_model::onnx::{OnnxModel, export_cloud, export_full, export_mobile};
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CloudHalf, CodecMode, MobileHalf};
 use burn::tensor::{Tensor, TensorData};
-use crate::engine::TRACT_VERSION;
-use crate::tract_engine::TractGraph;
+use crate::engine::{Engine, TRACT_VERSION, XNNPACK_VERSION, xnnpack_built};
+use crate::exported_graph::ExportedGraph;
 
 const GROUP: &str = "engines";
 
-/// Largest |tract − flex| accepted, as a fraction of the flex output's scale (its largest
+/// Largest |engine − flex| accepted, as a fraction of the flex output's scale (its largest
 /// magnitude, at least 1): random ResNet-50 weights give logits in the tens.
 const TOLERANCE: f32 = 1e-4;
 
-/// An exported graph planned as the serving engine plans it (for batch 1), with one input.
-struct TractCase {
-    graph: TractGraph,
+/// The exported-graph engines this binary holds: tract, and XNNPACK where it was found.
+fn exported_engines() -> Vec<Engine> {
+    let mut engines = vec![Engine::Tract];
+    if xnnpack_built() {
+        engines.push(Engine::Xnnpack);
+    }
+    engines
+}
+
+/// How a figure names an engine.
+fn engine_label(engine: Engine) -> String {
+    match engine {
+        Engine::Xnnpack => format!("xnnpack {XNNPACK_VERSION}"),
+        Engine::Tract => format!("tract {TRACT_VERSION}"),
+        Engine::Burn => "burn flex".into(),
+    }
+}
+
+/// An exported graph planned as the serving engine plans it, with one input.
+struct GraphCase {
+    engine: Engine,
+    graph: ExportedGraph,
     batch: usize,
     input: Vec<f32>,
 }
 
-impl TractCase {
-    fn load(model: OnnxModel, shape: &[usize], input: &[f32]) -> Result<Self> {
-        Ok(Self { graph: TractGraph::load(model)?, batch: shape[0], input: input.to_vec() })
+impl GraphCase {
+    /// `model` planned on every exported-graph engine built in.
+    fn load_all(model: OnnxModel, shape: &[usize], input: &[f32]) -> Result<Vec<Self>> {
+        exported_engines()
+            .into_iter()
+            .map(|engine| Ok(Self { engine, graph: ExportedGraph::load(engine, model.clone())?, batch: shape[0], input: input.to_vec() }))
+            .collect()
     }
 
     /// One inference; the first output, row-major.
@@ -108,7 +132,8 @@ impl Bench<'_> {
     pub(super) fn engines(&mut self) -> Result<()> {
         let threads = self.threads;
         if !self.args.json {
-            self.bar.suspend(|| println!("engines: burn flex ({threads} threads) vs tract {TRACT_VERSION} (tract-onnx, the serving engine's optimised plan for batch 1, {threads} threads)"));
+            let engines: Vec<String> = exported_engines().into_iter().map(engine_label).collect();
+            self.bar.suspend(|| println!("engines: burn flex ({threads} threads) vs {} (the serving engines' plans of the exported graphs, {threads} threads)", engines.join(" and ")));
         }
         let net = self.resnet50_rb1()?;
         let label = format!("resnet50 {}", net.split_name);
@@ -143,51 +168,60 @@ impl Bench<'_> {
         let z = Tensor::<4>::from_data(TensorData::new(decoded.clone(), feature_shape.clone()), &self.device);
         let [c, h, w] = [image_shape[1], image_shape[2], image_shape[3]];
 
-        let graph = TractCase::load(export_mobile(net.mobile)?, &image_shape, &image)?;
+        let graphs = GraphCase::load_all(export_mobile(net.mobile)?, &image_shape, &image)?;
         let what = format!("{} phone half (head + reduction) {c}x{h}x{w}", net.label);
-        self.compare(&what, || host(net.mobile.features(net.image.clone())?), &graph)?;
+        self.compare(&what, || host(net.mobile.features(net.image.clone())?), &graphs)?;
 
-        let graph = TractCase::load(export_cloud(net.cloud)?, &feature_shape, &decoded)?;
+        let graphs = GraphCase::load_all(export_cloud(net.cloud)?, &feature_shape, &decoded)?;
         let what = format!("{} server half (restoration + tail) {zc}x{zh}x{zw}", net.label);
-        self.compare(&what, || host(net.cloud.logits(z.clone())?), &graph)?;
+        self.compare(&what, || host(net.cloud.logits(z.clone())?), &graphs)?;
 
-        let graph = TractCase::load(export_full(net.full)?, &image_shape, &image)?;
+        let graphs = GraphCase::load_all(export_full(net.full)?, &image_shape, &image)?;
         let arch = net.full.config().arch;
-        self.compare(&format!("{arch} full network {c}x{h}x{w}"), || host(net.full.forward(net.image.clone(), CodecMode::Identity)?), &graph)
+        self.compare(&format!("{arch} full network {c}x{h}x{w}"), || host(net.full.forward(net.image.clone(), CodecMode::Identity)?), &graphs)
     }
 
-    /// Checks that tract gives flex's output, then times both in alternating rounds and pushes the
-    /// flex figure and the tract figure (whose note carries the ratio and the difference).
-    fn compare(&mut self, what: &str, mut flex: impl FnMut() -> Result<Vec<f32>>, tract: &TractCase) -> Result<()> {
+    /// Checks that every engine gives flex's output, then times flex and the engines in
+    /// alternating rounds and pushes the flex figure and each engine's (whose note carries the
+    /// ratio and the difference).
+    fn compare(&mut self, what: &str, mut flex: impl FnMut() -> Result<Vec<f32>>, graphs: &[GraphCase]) -> Result<()> {
         let ours = flex()?;
-        let theirs = tract.run()?;
-        if ours.len() != theirs.len() {
-            bail!("{what}: tract gives {} values but flex {}; the exported graph does not match the model", theirs.len(), ours.len());
-        }
         let scale = ours.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        if diff.is_nan() || diff > TOLERANCE * scale {
-            bail!("{what}: tract differs from flex by {diff:e} at output scale {scale:e} (allowed {TOLERANCE:e} of it); the exported graph or an engine is wrong, so no time is reported");
+        let mut diffs = Vec::with_capacity(graphs.len());
+        for case in graphs {
+            let name = case.engine;
+            let theirs = case.run()?;
+            if ours.len() != theirs.len() {
+                bail!("{what}: {name} gives {} values but flex {}; the exported graph does not match the model", theirs.len(), ours.len());
+            }
+            let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            if diff.is_nan() || diff > TOLERANCE * scale {
+                bail!("{what}: {name} differs from flex by {diff:e} at output scale {scale:e} (allowed {TOLERANCE:e} of it); the exported graph or an engine is wrong, so no time is reported");
+            }
+            diffs.push(diff);
         }
         let (warmup, runs) = (self.args.warmup, self.args.runs);
-        let mut run_tract = || tract.run().map(drop);
         let mut run_flex = || flex().map(drop);
         time(warmup, 0, 1e3, &mut run_flex)?;
-        time(warmup, 0, 1e3, &mut run_tract)?;
-        let (mut flex_ms, mut tract_ms) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+        for case in graphs {
+            time(warmup, 0, 1e3, &mut || case.run().map(drop))?;
+        }
+        let mut flex_ms = Vec::with_capacity(runs);
+        let mut engine_ms = vec![Vec::with_capacity(runs); graphs.len()];
         for _ in 0..runs {
             flex_ms.extend(time(0, 1, 1e3, &mut run_flex)?);
-            tract_ms.extend(time(0, 1, 1e3, &mut run_tract)?);
+            for (case, ms) in graphs.iter().zip(&mut engine_ms) {
+                ms.extend(time(0, 1, 1e3, &mut || case.run().map(drop))?);
+            }
         }
         let flex_figure = figure(GROUP, format!("{what}, burn flex"), "ms", flex_ms, String::new());
-        let mut tract_figure = figure(GROUP, format!("{what}, tract {TRACT_VERSION}"), "ms", tract_ms, String::new());
-        tract_figure.note = format!(
-            "flex/tract {:.2}x; max |tract - flex| {diff:.2e} at output scale {scale:.3} ({:.1e} of it)",
-            flex_figure.median / tract_figure.median,
-            diff / scale
-        );
+        let flex_median = flex_figure.median;
         self.push(flex_figure);
-        self.push(tract_figure);
+        for ((case, ms), diff) in graphs.iter().zip(engine_ms).zip(diffs) {
+            let mut engine_figure = figure(GROUP, format!("{what}, {}", engine_label(case.engine)), "ms", ms, String::new());
+            engine_figure.note = format!("flex/{} {:.2}x; max |{0} - flex| {diff:.2e} at output scale {scale:.3} ({:.1e} of it)", case.engine, flex_median / engine_figure.median, diff / scale);
+            self.push(engine_figure);
+        }
         Ok(())
     }
 }

@@ -102,7 +102,9 @@ impl OnnxModel {
         self.proto.metadata_props.iter().find(|e| e.key == key).map(|e| e.value.as_str())
     }
 
-    fn graph(&self) -> &GraphProto {
+    /// The graph: nodes in run order, initializers, one input and one output (what the CPU
+    /// engines read).
+    pub fn graph(&self) -> &GraphProto {
         // `new` always sets the graph and nothing removes it.
         self.proto.graph.as_ref().expect("an OnnxModel always holds a graph")
     }

@@ -1,0 +1,403 @@
+//! The default inference engine on the CPU where the build found Debian's XNNPACK (cargo feature
+//! `xnnpack`, crate `bottlenet-xnnpack`): each half of the bundle, BatchNorm folded and exported
+//! to ONNX in memory exactly as `bottlenet export` writes it (docs/onnx.md), rebuilt as XNNPACK
+//! operators in NHWC, with the weights packed once. Measured faster than tract and flex on
+//! ResNet-50's halves and on the compact network (docs/engines.md, `bench --only engines`).
+//!
+//! Invariants:
+//! * the graph's input and output stay NCHW (what the codec and the exporter use); the
+//!   transposes to and from NHWC happen here, at the two ends, and nowhere inside;
+//! * a ReLU folds into the layer before it only where that layer's output has no other reader;
+//! * a graph of fewer than [`crate::engine::PARALLEL_MIN_FMA`] multiply-adds per sample runs on the calling
+//!   thread, a larger one on a pool of `--threads` threads (as tract's, docs/engines.md);
+//! * one network per graph, run under a lock (its buffers are set up per batch size), so
+//!   concurrent requests to one half take turns.
+
+use crate::engine::parallel_min_fma;
+use bottlenet_model::onnx::OnnxModel;
+use bottlenet_model::onnx::proto::{AttributeProto, NodeProto, TensorProto};
+use bottlenet_runtime::{Error, Result};
+use bottlenet_xnnpack::{Extent, Network, NetworkBuilder, Padding, ValueId, Window};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// One exported graph as an XNNPACK network.
+#[derive(Debug)]
+pub struct XnnpackGraph {
+    network: Mutex<Network>,
+    /// The input's shape without the batch axis, NCHW, e.g. `[3, 224, 224]`.
+    sample_shape: Vec<usize>,
+    /// The output's shape without the batch axis, NCHW (`[classes]` for logits).
+    output_shape: Vec<usize>,
+    /// e.g. `resnet50 cloud graph`, for errors.
+    name: String,
+}
+
+/// One value of the graph as the builder holds it.
+#[derive(Clone, Copy, Debug)]
+struct Value {
+    id: ValueId,
+    /// After `Flatten`: a vector (NHWC and NCHW orders agree only where it was 1×1×c).
+    flat: bool,
+}
+
+/// An initializer's dims and values.
+struct Weight {
+    dims: Vec<usize>,
+    values: Vec<f32>,
+}
+
+fn weight(tensor: &TensorProto) -> Result<Weight> {
+    let dims: Vec<usize> = tensor.dims.iter().map(|&d| usize::try_from(d).map_err(|_| Error::Model(format!("initializer {} has a negative dim", tensor.name)))).collect::<Result<_>>()?;
+    if tensor.data_type != bottlenet_model::onnx::proto::DATA_TYPE_FLOAT || tensor.raw_data.len() != 4 * dims.iter().product::<usize>() {
+        return Err(Error::Model(format!("initializer {} is not float32 raw data of shape {dims:?}", tensor.name)));
+    }
+    let values = tensor.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Ok(Weight { dims, values })
+}
+
+fn ints(node: &NodeProto, name: &str) -> Option<Vec<usize>> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.iter().map(|&v| v.max(0) as usize).collect())
+}
+
+fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+/// NCHW → NHWC of `n` samples of `[c, h, w]` (no copy where one of them is 1).
+fn to_nhwc(input: Vec<f32>, n: usize, [c, h, w]: [usize; 3]) -> Vec<f32> {
+    if c == 1 || h * w == 1 {
+        return input;
+    }
+    let mut out = vec![0.0; input.len()];
+    for (sample, dst) in input.chunks_exact(c * h * w).zip(out.chunks_exact_mut(c * h * w)).take(n) {
+        for (ch, plane) in sample.chunks_exact(h * w).enumerate() {
+            for (p, &v) in plane.iter().enumerate() {
+                dst[p * c + ch] = v;
+            }
+        }
+    }
+    out
+}
+
+/// NHWC → NCHW of `n` samples of `[c, h, w]`.
+fn to_nchw(input: &[f32], n: usize, [c, h, w]: [usize; 3]) -> Vec<f32> {
+    if c == 1 || h * w == 1 {
+        return input.to_vec();
+    }
+    let mut out = vec![0.0; input.len()];
+    for (sample, dst) in input.chunks_exact(c * h * w).zip(out.chunks_exact_mut(c * h * w)).take(n) {
+        for (p, pixel) in sample.chunks_exact(c).enumerate() {
+            for (ch, &v) in pixel.iter().enumerate() {
+                dst[ch * h * w + p] = v;
+            }
+        }
+    }
+    out
+}
+
+/// Why `graph`'s `node` cannot run here, in one line.
+fn refusal(graph: &str, node: &NodeProto, why: &str) -> Error {
+    Error::Model(format!("the xnnpack engine cannot run {graph}'s {} node {:?}: {why}; pass --engine tract", node.op_type, node.name))
+}
+
+/// Walks an exported graph's nodes into a [`NetworkBuilder`].
+struct Translation<'a> {
+    name: &'a str,
+    builder: NetworkBuilder,
+    values: HashMap<String, Value>,
+    weights: HashMap<&'a str, &'a TensorProto>,
+    /// How many nodes (and graph outputs) read each value.
+    readers: HashMap<&'a str, usize>,
+}
+
+impl<'a> Translation<'a> {
+    fn refuse(&self, node: &NodeProto, why: &str) -> Error {
+        refusal(self.name, node, why)
+    }
+
+    fn value(&self, node: &NodeProto, index: usize) -> Result<Value> {
+        let name = node.input.get(index).ok_or_else(|| self.refuse(node, &format!("input {index} is missing")))?;
+        self.values.get(name).copied().ok_or_else(|| self.refuse(node, &format!("its input {name:?} is not a value made earlier")))
+    }
+
+    fn weight(&self, node: &NodeProto, index: usize) -> Result<Option<Weight>> {
+        match node.input.get(index).filter(|n| !n.is_empty()) {
+            None => Ok(None),
+            Some(name) => {
+                let tensor = self.weights.get(name.as_str()).ok_or_else(|| self.refuse(node, &format!("{name:?} is not an initializer")))?;
+                weight(tensor).map(Some)
+            }
+        }
+    }
+
+    fn spatial(&self, node: &NodeProto, index: usize) -> Result<(Value, Extent)> {
+        let value = self.value(node, index)?;
+        let extent = self.builder.extent(value.id).map_err(|e| self.refuse(node, &e.to_string()))?;
+        if value.flat && extent.height * extent.width != 1 {
+            return Err(self.refuse(node, "its input was flattened"));
+        }
+        Ok((value, extent))
+    }
+
+    /// Kernel, strides, dilations and `pads` (ONNX `[top, left, bottom, right]`) of a 2-D node.
+    fn window(&self, node: &NodeProto, kernel: [usize; 2]) -> Result<Window> {
+        let pair = |name: &str, default: [usize; 2]| -> Result<[usize; 2]> {
+            match ints(node, name) {
+                None => Ok(default),
+                Some(v) if v.len() == 2 => Ok([v[0], v[1]]),
+                Some(v) => Err(self.refuse(node, &format!("{name} {v:?} is not 2-D"))),
+            }
+        };
+        let pads = ints(node, "pads").unwrap_or_else(|| vec![0; 4]);
+        let [top, left, bottom, right] = pads[..] else { return Err(self.refuse(node, &format!("pads {pads:?} is not 2-D"))) };
+        Ok(Window { kernel: pair("kernel_shape", kernel)?, stride: pair("strides", [1, 1])?, dilation: pair("dilations", [1, 1])?, padding: Padding { top, left, bottom, right } })
+    }
+
+    fn groups(node: &NodeProto) -> usize {
+        attribute(node, "group").map_or(1, |a| a.i.max(1) as usize)
+    }
+
+    fn bias(&self, node: &NodeProto, index: usize, len: usize) -> Result<Vec<f32>> {
+        match self.weight(node, index)? {
+            None => Ok(vec![0.0; len]),
+            Some(b) if b.values.len() == len => Ok(b.values),
+            Some(b) => Err(self.refuse(node, &format!("its bias has {} values for {len} outputs", b.values.len()))),
+        }
+    }
+
+    fn node(&mut self, node: &NodeProto) -> Result<Value> {
+        let graph = self.name;
+        let invalid = move |e: bottlenet_xnnpack::Error| refusal(graph, node, &e.to_string());
+        let made = match node.op_type.as_str() {
+            "Conv" => {
+                let (x, from) = self.spatial(node, 0)?;
+                let w = self.weight(node, 1)?.ok_or_else(|| self.refuse(node, "it has no weight"))?;
+                let [o, i, kh, kw] = w.dims[..] else { return Err(self.refuse(node, "its weight is not 4-D")) };
+                let window = self.window(node, [kh, kw])?;
+                let groups = Self::groups(node);
+                if i * groups != from.channels || window.kernel != [kh, kw] {
+                    return Err(self.refuse(node, &format!("a {:?} weight does not fit {} input channels in {groups} groups", w.dims, from.channels)));
+                }
+                // ONNX [O, I/g, kh, kw] → XNNPACK's OHWI.
+                let mut kernel = vec![0.0; w.values.len()];
+                for oc in 0..o {
+                    for ic in 0..i {
+                        for k in 0..kh * kw {
+                            kernel[(oc * kh * kw + k) * i + ic] = w.values[(oc * i + ic) * kh * kw + k];
+                        }
+                    }
+                }
+                let bias = self.bias(node, 2, o)?;
+                self.builder.convolution(x.id, window, groups, o, kernel, bias, false).map_err(invalid)?
+            }
+            "ConvTranspose" => {
+                let (x, from) = self.spatial(node, 0)?;
+                let w = self.weight(node, 1)?.ok_or_else(|| self.refuse(node, "it has no weight"))?;
+                let [c_in, og, kh, kw] = w.dims[..] else { return Err(self.refuse(node, "its weight is not 4-D")) };
+                let window = self.window(node, [kh, kw])?;
+                let groups = Self::groups(node);
+                if c_in != from.channels || !c_in.is_multiple_of(groups) || attribute(node, "output_shape").is_some() {
+                    return Err(self.refuse(node, &format!("a {:?} weight (or an output_shape) does not fit {} input channels in {groups} groups", w.dims, from.channels)));
+                }
+                let adjustment = match ints(node, "output_padding").as_deref() {
+                    None => [0, 0],
+                    Some(&[a, b]) => [a, b],
+                    Some(other) => return Err(self.refuse(node, &format!("output_padding {other:?} is not 2-D"))),
+                };
+                // ONNX [C_in, O/g, kh, kw] → XNNPACK's [g, O/g, kh, kw, C_in/g].
+                let ig = c_in / groups;
+                let mut kernel = vec![0.0; w.values.len()];
+                for g in 0..groups {
+                    for oc in 0..og {
+                        for k in 0..kh * kw {
+                            for ic in 0..ig {
+                                kernel[((g * og + oc) * kh * kw + k) * ig + ic] = w.values[((g * ig + ic) * og + oc) * kh * kw + k];
+                            }
+                        }
+                    }
+                }
+                let bias = self.bias(node, 2, og * groups)?;
+                self.builder.deconvolution(x.id, window, adjustment, groups, og * groups, kernel, bias, false).map_err(invalid)?
+            }
+            "MaxPool" => {
+                let (x, _) = self.spatial(node, 0)?;
+                if attribute(node, "ceil_mode").is_some_and(|a| a.i != 0) || attribute(node, "storage_order").is_some_and(|a| a.i != 0) || node.output.len() > 1 {
+                    return Err(self.refuse(node, "only floor mode without indices is supported"));
+                }
+                let kernel = match ints(node, "kernel_shape").as_deref() {
+                    Some(&[a, b]) => [a, b],
+                    _ => return Err(self.refuse(node, "kernel_shape is not 2-D")),
+                };
+                let window = self.window(node, kernel)?;
+                self.builder.max_pool(x.id, window).map_err(invalid)?
+            }
+            "Relu" => {
+                let x = self.value(node, 0)?;
+                let only_reader = self.readers.get(node.input[0].as_str()) == Some(&1);
+                if only_reader && self.builder.fuse_relu(x.id) {
+                    return Ok(x);
+                }
+                self.builder.relu(x.id).map_err(invalid)?
+            }
+            "Add" => {
+                let (a, b) = (self.value(node, 0)?, self.value(node, 1)?);
+                if a.flat != b.flat {
+                    return Err(self.refuse(node, "one operand is flattened, the other not"));
+                }
+                let sum = self.builder.add(a.id, b.id, false).map_err(invalid)?;
+                return Ok(Value { id: sum, flat: a.flat });
+            }
+            "GlobalAveragePool" => {
+                let (x, _) = self.spatial(node, 0)?;
+                self.builder.global_average_pool(x.id).map_err(invalid)?
+            }
+            "Flatten" => {
+                let x = self.value(node, 0)?;
+                let e = self.builder.extent(x.id).map_err(invalid)?;
+                if attribute(node, "axis").is_some_and(|a| a.i != 1) || (e.height * e.width != 1 && e.channels != 1) {
+                    return Err(self.refuse(node, &format!("only axis 1 of a tensor with 1×1 pixels or one channel flattens the same in NHWC (got {}×{}×{})", e.channels, e.height, e.width)));
+                }
+                return Ok(Value { id: x.id, flat: true });
+            }
+            "Gemm" => {
+                let x = self.value(node, 0)?;
+                let e = self.builder.extent(x.id).map_err(invalid)?;
+                let float = |name: &str| attribute(node, name).map_or(1.0, |a| a.f);
+                let int = |name: &str| attribute(node, name).map_or(0, |a| a.i);
+                if !x.flat || e.height * e.width != 1 || float("alpha") != 1.0 || float("beta") != 1.0 || int("transA") != 0 {
+                    return Err(self.refuse(node, "only y = x·B + C on a flattened 1×1 input is supported"));
+                }
+                let w = self.weight(node, 1)?.ok_or_else(|| self.refuse(node, "it has no B"))?;
+                let [rows, cols] = w.dims[..] else { return Err(self.refuse(node, "B is not 2-D")) };
+                // XNNPACK takes [inputs, outputs] with its transpose flag: ONNX's B unless transB.
+                let (inputs, outputs, kernel) = if int("transB") != 0 {
+                    let mut t = vec![0.0; w.values.len()];
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            t[c * rows + r] = w.values[r * cols + c];
+                        }
+                    }
+                    (cols, rows, t)
+                } else {
+                    (rows, cols, w.values)
+                };
+                if inputs != e.channels {
+                    return Err(self.refuse(node, &format!("B takes {inputs} inputs, the value has {}", e.channels)));
+                }
+                let bias = self.bias(node, 2, outputs)?;
+                let y = self.builder.fully_connected(x.id, outputs, kernel, bias, false).map_err(invalid)?;
+                return Ok(Value { id: y, flat: true });
+            }
+            "BatchNormalization" => {
+                // Inference BatchNorm, folded into the layer before it (the serving path exports
+                // graphs already folded, `bottlenet_model::fold`; `bench --only engines` does not).
+                let x = self.value(node, 0)?;
+                let param = |i: usize| -> Result<Vec<f32>> { Ok(self.weight(node, i)?.ok_or_else(|| self.refuse(node, &format!("input {i} is missing")))?.values) };
+                let (gamma, beta, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
+                let epsilon = attribute(node, "epsilon").map_or(1e-5, |a| a.f);
+                let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + epsilon).sqrt()).collect();
+                let shift: Vec<f32> = beta.iter().zip(&mean).zip(&scale).map(|((b, m), a)| b - a * m).collect();
+                let only_reader = self.readers.get(node.input[0].as_str()) == Some(&1);
+                if !(only_reader && [gamma.len(), beta.len(), mean.len(), var.len()].iter().all(|&l| l == scale.len()) && self.builder.fold_affine(x.id, &scale, &shift)) {
+                    return Err(self.refuse(node, "only a BatchNorm right after a convolution (its one reader) folds"));
+                }
+                return Ok(x);
+            }
+            _ => return Err(self.refuse(node, "this operator is not one the engine knows")),
+        };
+        Ok(Value { id: made, flat: false })
+    }
+}
+
+impl XnnpackGraph {
+    /// Builds `model` (one input `[batch, C, H, W]`, one output `[batch, k]` or
+    /// `[batch, C', H', W']`) as an XNNPACK network: threads as the module's invariant says.
+    pub fn load(model: OnnxModel) -> Result<Self> {
+        let name = format!("{} {} graph", model.metadata("bottlenet.arch").unwrap_or("exported"), model.metadata("bottlenet.half").unwrap_or("model"));
+        let fixed = |dims: &[Option<usize>]| dims.iter().skip(1).map(|d| d.ok_or_else(|| Error::Model(format!("{name}: only the batch axis may be symbolic")))).collect::<Result<Vec<_>>>();
+        let (input, output) = match (model.inputs().as_slice(), model.outputs().as_slice()) {
+            ([i], [o]) if i.dims.len() == 4 && i.dims[0].is_none() && (o.dims.len() == 2 || o.dims.len() == 4) => (i.clone(), o.clone()),
+            _ => return Err(Error::Model(format!("{name}: the xnnpack engine takes one [batch, C, H, W] input and one [batch, k] or [batch, C, H, W] output"))),
+        };
+        let (sample_shape, output_shape) = (fixed(&input.dims)?, fixed(&output.dims)?);
+        let [c, h, w] = sample_shape[..] else { unreachable!("four dims less the batch") };
+        let graph = model.graph();
+        let mut readers: HashMap<&str, usize> = HashMap::new();
+        for node in &graph.node {
+            for i in &node.input {
+                *readers.entry(i.as_str()).or_default() += 1;
+            }
+        }
+        for o in &graph.output {
+            *readers.entry(o.name.as_str()).or_default() += 1;
+        }
+        let builder = NetworkBuilder::new(Extent::new(h, w, c)).map_err(|e| Error::Model(format!("{name}: {e}")))?;
+        let mut translation = Translation {
+            name: &name,
+            values: HashMap::from([(input.name.clone(), Value { id: builder.input(), flat: false })]),
+            builder,
+            weights: graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
+            readers,
+        };
+        for node in &graph.node {
+            let value = translation.node(node)?;
+            for out in &node.output {
+                translation.values.insert(out.clone(), value);
+            }
+        }
+        let result = translation.values.get(&output.name).copied().ok_or_else(|| Error::Model(format!("{name}: no node makes the output {:?}", output.name)))?;
+        let made = translation.builder.extent(result.id).map_err(|e| Error::Model(format!("{name}: {e}")))?;
+        let expected: usize = output_shape.iter().product();
+        if made.len() != expected {
+            return Err(Error::Model(format!("{name}: the network makes {made:?} per sample, the graph declares {output_shape:?}")));
+        }
+        let builder = translation.builder;
+        let threads = if builder.multiply_adds() >= parallel_min_fma()? { rayon::current_num_threads() } else { 1 };
+        tracing::debug!(graph = %name, mfma = builder.multiply_adds() / 1e6, threads, "xnnpack network");
+        let network = builder.build(result.id, threads).map_err(|e| Error::Model(format!("{name}: {e}")))?;
+        let graph = Self { network: Mutex::new(network), sample_shape, output_shape, name };
+        // One run on zeros now, so the first request does not pay the buffers' setup.
+        graph.run(1, vec![0.0; c * h * w])?;
+        Ok(graph)
+    }
+
+    /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
+    /// Runs `n` samples laid end to end in `input` (NCHW): the outputs laid end to end (NCHW),
+    /// and their shape (`[n, …]`).
+    pub fn run(&self, n: usize, input: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>)> {
+        let per_sample: usize = self.sample_shape.iter().product();
+        if n == 0 || input.len() != n * per_sample {
+            return Err(Error::InvalidArgument(format!("{} takes [{n}, {:?}] inputs, got {} values", self.name, self.sample_shape, input.len())));
+        }
+        let [c, h, w] = self.sample_shape[..] else { unreachable!("checked at load") };
+        let nhwc = to_nhwc(input, n, [c, h, w]);
+        let mut network = self.network.lock().map_err(|_| Error::Model(format!("{} failed in an earlier run", self.name)))?;
+        let out = network.run(n, &nhwc).map_err(|e| Error::Model(format!("XNNPACK failed to run {}: {e}", self.name)))?;
+        let values = match self.output_shape[..] {
+            [oc, oh, ow] => to_nchw(out, n, [oc, oh, ow]),
+            _ => out.to_vec(),
+        };
+        let mut shape = vec![n];
+        shape.extend_from_slice(&self.output_shape);
+        Ok((shape, values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout_transposes_invert_each_other_and_skip_single_channels() {
+        let x: Vec<f32> = (0..2 * 3 * 2 * 2).map(|v| v as f32).collect();
+        let nhwc = to_nhwc(x.clone(), 2, [3, 2, 2]);
+        assert_eq!(nhwc[..6], [0.0, 4.0, 8.0, 1.0, 5.0, 9.0]);
+        assert_eq!(to_nchw(&nhwc, 2, [3, 2, 2]), x);
+        assert_eq!(to_nhwc(x.clone(), 1, [1, 3, 4]), x);
+    }
+}
