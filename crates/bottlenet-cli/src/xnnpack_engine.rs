@@ -400,4 +400,52 @@ mod tests {
         assert_eq!(to_nchw(&nhwc, 2, [3, 2, 2]), x);
         assert_eq!(to_nhwc(x.clone(), 1, [1, 3, 4]), x);
     }
+
+    /// The shipped bundle's full network on 8 embedded test images in one batch, and the server
+    /// half on batches of 3 then 1 (the network is set up again for each size): flex's logits
+    /// within 1e-4 of their scale. Under CI (libxnnpack-dev installed) XNNPACK must be built in.
+    #[cfg(feature = "full")]
+    #[test]
+    fn the_shipped_bundle_gives_flex_logits_at_every_batch_size() {
+        use bottlenet_data::{BatchOptions, Batcher, embedded_subset};
+        use bottlenet_model::{Bundle, CodecMode, DeviceChoice, FoldBatchNorm};
+        use burn::tensor::{Tensor, TensorData};
+        if !bottlenet_xnnpack::linked() {
+            assert!(std::env::var_os("CI").is_none(), "CI installs libxnnpack-dev, yet this build has no XNNPACK");
+            let refused = crate::engine::Engine::resolve(Some(crate::engine::Engine::Xnnpack), DeviceChoice::Flex).unwrap_err().to_string();
+            assert!(refused.contains("libxnnpack-dev") && !refused.contains('\n'), "{refused}");
+            eprintln!("checked the refusal only: this build has no XNNPACK");
+            return;
+        }
+        let bundle = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fashion-compact");
+        let device = DeviceChoice::Flex.device().unwrap();
+        let full = Bundle::load_full(&bundle, &device).unwrap().unwrap().fold_batch_norms();
+        let cloud = Bundle::load_cloud(&bundle, &device).unwrap().fold_batch_norms();
+        let data = embedded_subset().unwrap();
+        let batch = Batcher::new(data.test.clone(), BatchOptions::eval(8)).unwrap().epoch(0).next().unwrap().unwrap();
+        let host = |t: Tensor<2>| t.into_data().try_into_vec_as::<f32>().unwrap();
+        let close = |got: &[f32], want: &[f32], what: &str| {
+            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let diff = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(got.len() == want.len() && diff <= 1e-4 * scale, "{what}: differs from flex by {diff} at scale {scale}");
+        };
+        let images = Tensor::<4>::from_data(TensorData::new(batch.pixels.clone(), batch.shape.clone()), &device);
+        let want = host(full.forward(images, CodecMode::Identity).unwrap());
+        let graph = XnnpackGraph::load(bottlenet_model::onnx::export_full(&full).unwrap()).unwrap();
+        let (shape, got) = graph.run(8, batch.pixels.clone()).unwrap();
+        assert_eq!(shape, [8, 10]);
+        close(&got, &want, "full network, batch 8");
+
+        let tail = cloud.half(1).unwrap();
+        let graph = XnnpackGraph::load(bottlenet_model::onnx::export_cloud(tail).unwrap()).unwrap();
+        let per_sample: usize = graph.sample_shape().iter().product();
+        let mut seed = 1u32;
+        let features: Vec<f32> = (0..3 * per_sample).map(|_| { seed = seed.wrapping_mul(1664525).wrapping_add(1013904223); (seed >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0 }).collect();
+        let mut dims = vec![3];
+        dims.extend_from_slice(graph.sample_shape());
+        let z = Tensor::<4>::from_data(TensorData::new(features.clone(), dims), &device);
+        let want = host(tail.logits(z).unwrap());
+        close(&graph.run(3, features.clone()).unwrap().1, &want, "server half, batch 3");
+        close(&graph.run(1, features[..per_sample].to_vec()).unwrap().1, &want[..10], "server half, batch 1 after 3");
+    }
 }

@@ -1,7 +1,8 @@
 //! The exported ONNX graphs in tract, the pure-Rust engine of cargo feature `tract`
 //! (a default feature, so the README's test command runs it): the shipped bundle's
 //! phone half, server half and full network, as `bottlenet export` writes them, give flex's outputs
-//! within 1e-4 on real test images; `bench --only engines` reports both engines side by side; and
+//! within 1e-4 on real test images; `bench --only engines` reports tract and XNNPACK (where built)
+//! beside flex; and
 //! `bench --only tract-ops` times every node of tract's plans and counts their arithmetic.
 #![cfg(feature = "tract")]
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
@@ -103,21 +104,31 @@ fn bench_report(group: &str, extra: &[&str]) -> Value {
 }
 
 #[test]
-fn bench_engines_reports_flex_and_tract_side_by_side() {
+fn bench_engines_reports_flex_tract_and_xnnpack_side_by_side() {
     let report = bench_report("engines", &[]);
     let figures = report["figures"].as_array().unwrap();
-    // ResNet-50 RB1 and the bundle's RB1: phone half, server half, full network; flex then tract.
-    assert_eq!(figures.len(), 12, "{report}");
-    for pair in figures.chunks(2) {
-        let (flex, tract) = (pair[0]["name"].as_str().unwrap(), pair[1]["name"].as_str().unwrap());
-        assert!(flex.ends_with(", burn flex") && tract.contains(", tract 0."), "{flex} / {tract}");
-        assert_eq!(flex.trim_end_matches(", burn flex"), tract.split(", tract ").next().unwrap(), "one workload per pair");
-        let note = pair[1]["note"].as_str().unwrap();
-        assert!(note.contains("max |tract - flex|"), "{}", pair[1]);
-        // "… (2.3e-6 of it)": the largest difference relative to the output's scale.
-        let relative: f64 = note.rsplit('(').next().unwrap().split(' ').next().unwrap().parse().unwrap();
-        assert!(relative < 1e-4, "{tract}: tract and flex differ by {relative} of the output's scale");
-        for f in pair {
+    // XNNPACK is timed where the build found Debian's libxnnpack-dev, which CI installs.
+    let with_xnnpack = figures.iter().any(|f| f["name"].as_str().unwrap().contains(", xnnpack "));
+    assert!(with_xnnpack || std::env::var_os("CI").is_none(), "CI installs libxnnpack-dev, yet bench engines timed no xnnpack: {report}");
+    let engines: &[&str] = if with_xnnpack { &[", tract 0.", ", xnnpack "] } else { &[", tract 0."] };
+    // ResNet-50 RB1 and the bundle's RB1: phone half, server half, full network; flex, then
+    // each exported-graph engine.
+    assert_eq!(figures.len(), 6 * (1 + engines.len()), "{report}");
+    for group in figures.chunks(1 + engines.len()) {
+        let flex = group[0]["name"].as_str().unwrap();
+        assert!(flex.ends_with(", burn flex"), "{flex}");
+        let workload = flex.trim_end_matches(", burn flex");
+        for (figure, engine) in group[1..].iter().zip(engines) {
+            let name = figure["name"].as_str().unwrap();
+            assert!(name.contains(engine) && name.split(engine).next().unwrap() == workload, "{flex} / {name}: one workload per group");
+            let short = engine.trim_start_matches(", ").split(' ').next().unwrap();
+            let note = figure["note"].as_str().unwrap();
+            assert!(note.contains(&format!("max |{short} - flex|")), "{figure}");
+            // "… (2.3e-6 of it)": the largest difference relative to the output's scale.
+            let relative: f64 = note.rsplit('(').next().unwrap().split(' ').next().unwrap().parse().unwrap();
+            assert!(relative < 1e-4, "{name}: {short} and flex differ by {relative} of the output's scale");
+        }
+        for f in group {
             assert_eq!(f["group"], "engines");
             assert!(f["median"].as_f64().unwrap() > 0.0, "{f}");
         }

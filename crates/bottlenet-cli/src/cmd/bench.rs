@@ -75,8 +75,8 @@ pub struct BenchArgs {
     /// Compute device for the model workloads: flex (CPU), cuda or wgpu (cargo features).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
-    /// Engine of the server workload: tract (CPU, the default with --device flex) or burn. The
-    /// compact, resnet50, train, ops and train-ops groups time burn's modules; engines times both.
+    /// Engine of the server workload: xnnpack or tract (CPU, the default with --device flex) or burn. The
+    /// compact, resnet50, train, ops and train-ops groups time burn's modules; engines times all three.
     #[arg(long, value_enum)]
     pub engine: Option<Engine>,
     /// Only these groups, comma-separated: codec, compact, resnet50, train, server, ops,

@@ -69,7 +69,8 @@ pub struct DemoArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
-    /// Inference engine: tract (CPU, the default with --device flex) or burn (on --device).
+    /// Inference engine: xnnpack (CPU, the default with --device flex where built), tract (CPU,
+    /// the default otherwise) or burn (on --device).
     #[arg(long, value_enum)]
     pub engine: Option<Engine>,
     /// Folder holding the paper's device profiles (paper-tx2-mobile.json, paper-1080ti-cloud.json,

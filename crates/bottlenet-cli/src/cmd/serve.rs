@@ -55,7 +55,8 @@ pub struct ServeArgs {
     /// Compute device: flex (CPU), wgpu or cuda (GPU; cargo features of the same name).
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
-    /// Inference engine: tract (CPU, the default with --device flex) or burn (on --device).
+    /// Inference engine: xnnpack (CPU, the default with --device flex where built), tract (CPU,
+    /// the default otherwise) or burn (on --device).
     #[arg(long, value_enum)]
     pub engine: Option<Engine>,
 }
