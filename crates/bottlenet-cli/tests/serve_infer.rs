@@ -18,6 +18,14 @@ mod tract_engine;
 #[allow(dead_code)]
 #[path = "../src/tract_pool.rs"]
 mod tract_pool;
+#[cfg(feature = "exported-graphs")]
+#[allow(dead_code)]
+#[path = "../src/exported_graph.rs"]
+mod exported_graph;
+#[cfg(feature = "xnnpack")]
+#[allow(dead_code)]
+#[path = "../src/xnnpack_engine.rs"]
+mod xnnpack_engine;
 
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, Normalization, SplitStats};
 use bottlenet_runtime::proto::InferRequest;
@@ -184,21 +192,39 @@ async fn run() {
     serving.await.unwrap().unwrap();
 }
 
-/// The CPU's default engine (tract, the exported graphs) answers as burn flex does on the shipped
-/// bundle's real test images: the server tail on the same frames, the cloud-only and mobile-only
-/// networks, and the phone head before eq. 1's quantizer.
+/// The CPU engines of the exported graphs (tract; XNNPACK, the default where built) answer as
+/// burn flex does on the shipped bundle's real test images: the server tail on the same frames,
+/// the cloud-only and mobile-only networks, and the phone head before eq. 1's quantizer.
 #[cfg(feature = "tract")]
 #[test]
 fn tract_engine_gives_burns_answers_on_the_shipped_bundle() {
+    exported_engine_gives_burns_answers(engine::Engine::Tract);
+}
+
+#[cfg(feature = "xnnpack")]
+#[test]
+fn xnnpack_engine_gives_burns_answers_on_the_shipped_bundle() {
+    if !engine::xnnpack_built() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs libxnnpack-dev, yet this build has no XNNPACK");
+        let refused = engine::Engine::resolve(Some(engine::Engine::Xnnpack), DeviceChoice::Flex).unwrap_err().to_string();
+        assert!(refused.contains("libxnnpack-dev"), "{refused}");
+        eprintln!("checked the refusal only: this build has no XNNPACK");
+        return;
+    }
+    exported_engine_gives_burns_answers(engine::Engine::Xnnpack);
+}
+
+#[cfg(feature = "exported-graphs")]
+fn exported_engine_gives_burns_answers(other: engine::Engine) {
     use bottlenet_data::{Augment, embedded_subset};
     use engine::Engine;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fashion-compact");
     let device = DeviceChoice::Flex.device().unwrap();
     let network = || Bundle::load_full(&dir, &device).unwrap();
-    let clouds = [Engine::Burn, Engine::Tract].map(|e| {
+    let clouds = [Engine::Burn, other].map(|e| {
         BundleCloud::new(Bundle::load_cloud(&dir, &device).unwrap(), device.clone()).with_network(network()).with_engine(e).unwrap()
     });
-    let phones = [Engine::Burn, Engine::Tract].map(|e| {
+    let phones = [Engine::Burn, other].map(|e| {
         BundlePhone::new(Bundle::load_mobile(&dir, &device).unwrap(), device.clone()).with_network(network()).with_engine(e).unwrap()
     });
     let split = "RB1";
@@ -214,11 +240,11 @@ fn tract_engine_gives_burns_answers_on_the_shipped_bundle() {
         let [burn_f, tract_f] = [&phones[0], &phones[1]].map(|p| p.features(split, &image).unwrap());
         let scale = burn_f.data.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         let diff = max_abs_diff(&burn_f.data, &tract_f.data);
-        assert!(diff <= 1e-4 * scale, "image {i}: the phone head differs by {diff} (scale {scale}) between burn and tract");
+        assert!(diff <= 1e-4 * scale, "image {i}: the phone head differs by {diff} (scale {scale}) between burn and {other}");
         let burn_z = bottlenet_codec::decode_with(&frames[0], &spec).unwrap();
         let tails = [clouds[0].tail(split, &[burn_z.clone()]).unwrap(), clouds[1].tail(split, &[burn_z]).unwrap()];
         let diff = max_abs_diff(&tails[0][0], &tails[1][0]);
-        assert!(diff <= 1e-4, "image {i}: the server tail differs by {diff} between burn and tract");
+        assert!(diff <= 1e-4, "image {i}: the server tail differs by {diff} between burn and {other}");
         let fulls = [phones[0].full(&image).unwrap(), phones[1].full(&image).unwrap()];
         assert!(max_abs_diff(&fulls[0], &fulls[1]) <= 1e-4, "image {i}: mobile-only differs between engines");
         let photo = phones[0].jpeg_input(&image, 90).unwrap();
@@ -226,5 +252,5 @@ fn tract_engine_gives_burns_answers_on_the_shipped_bundle() {
         let clouds_full = [clouds[0].full(&inputs[..1]).unwrap(), clouds[1].full(&inputs[1..]).unwrap()];
         assert!(max_abs_diff(&clouds_full[0][0], &clouds_full[1][0]) <= 1e-4, "image {i}: cloud-only differs between engines");
     }
-    eprintln!("{identical} of {images} RB1 frames byte-identical between the burn and tract phones");
+    eprintln!("{identical} of {images} RB1 frames byte-identical between the burn and {other} phones");
 }

@@ -26,6 +26,14 @@ mod tract_engine;
 #[allow(dead_code)]
 #[path = "../src/tract_pool.rs"]
 mod tract_pool;
+#[cfg(feature = "exported-graphs")]
+#[allow(dead_code)]
+#[path = "../src/exported_graph.rs"]
+mod exported_graph;
+#[cfg(feature = "xnnpack")]
+#[allow(dead_code)]
+#[path = "../src/xnnpack_engine.rs"]
+mod xnnpack_engine;
 
 use bottlenet_data::{Augment, Dataset, embedded_subset};
 use bottlenet_model::{Bundle, CodecMode, DeviceChoice};
