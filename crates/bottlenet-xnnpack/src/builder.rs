@@ -149,17 +149,26 @@ impl NetworkBuilder {
         Ok(())
     }
 
-    /// A 2-D convolution; `kernel` is `[output_channels, kh, kw, input_channels / groups]`
-    /// (OHWI), `bias` has one value per output channel; `relu` clamps the output at 0.
+    /// Checks a (transposed) convolution's window, groups and weight lengths (both kernel layouts
+    /// hold `output_channels · kh · kw · input_channels / groups` values); `input`'s extent.
     #[allow(clippy::too_many_arguments)]
-    pub fn convolution(&mut self, input: ValueId, window: Window, groups: usize, output_channels: usize, kernel: Vec<f32>, bias: Vec<f32>, relu: bool) -> Result<ValueId> {
-        let what = "convolution";
+    fn check_weights(&self, what: &str, input: ValueId, window: &Window, groups: usize, output_channels: usize, kernel: &[f32], bias: &[f32]) -> Result<Extent> {
         window.check(what)?;
         let from = self.extent(input)?;
         Self::groups_divide(what, groups, from.channels, output_channels)?;
         let [kh, kw] = window.kernel;
         Self::expect_len(what, "the kernel", kernel.len(), output_channels * kh * kw * (from.channels / groups))?;
         Self::expect_len(what, "the bias", bias.len(), output_channels)?;
+        Ok(from)
+    }
+
+    /// A 2-D convolution; `kernel` is `[output_channels, kh, kw, input_channels / groups]`
+    /// (OHWI), `bias` has one value per output channel; `relu` clamps the output at 0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn convolution(&mut self, input: ValueId, window: Window, groups: usize, output_channels: usize, kernel: Vec<f32>, bias: Vec<f32>, relu: bool) -> Result<ValueId> {
+        let what = "convolution";
+        let from = self.check_weights(what, input, &window, groups, output_channels, &kernel, &bias)?;
+        let [kh, kw] = window.kernel;
         let out = Extent::new(window.output_side(0, from.height, what)?, window.output_side(1, from.width, what)?, output_channels);
         self.multiply_adds += (out.len() * kh * kw * (from.channels / groups)) as f64;
         Ok(self.push(Layer::Convolution { input, window, groups, output_channels, kernel, bias, relu }, out))
@@ -171,12 +180,8 @@ impl NetworkBuilder {
     #[allow(clippy::too_many_arguments)]
     pub fn deconvolution(&mut self, input: ValueId, window: Window, adjustment: [usize; 2], groups: usize, output_channels: usize, kernel: Vec<f32>, bias: Vec<f32>, relu: bool) -> Result<ValueId> {
         let what = "deconvolution";
-        window.check(what)?;
-        let from = self.extent(input)?;
-        Self::groups_divide(what, groups, from.channels, output_channels)?;
+        let from = self.check_weights(what, input, &window, groups, output_channels, &kernel, &bias)?;
         let [kh, kw] = window.kernel;
-        Self::expect_len(what, "the kernel", kernel.len(), output_channels * kh * kw * (from.channels / groups))?;
-        Self::expect_len(what, "the bias", bias.len(), output_channels)?;
         if adjustment[0] >= window.stride[0] || adjustment[1] >= window.stride[1] {
             return Err(Error::Invalid(format!("{what}: the output adjustment {adjustment:?} must be below the stride {:?}", window.stride)));
         }
