@@ -31,6 +31,7 @@ impl ExportedGraph {
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
+    #[cfg(feature = "server")]
     pub fn sample_shape(&self) -> &[usize] {
         match self {
             #[cfg(feature = "xnnpack")]

@@ -98,6 +98,7 @@ impl TractGraph {
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
+    #[cfg(feature = "server")]
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
     }

@@ -363,6 +363,7 @@ impl XnnpackGraph {
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
+    #[cfg(feature = "server")]
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
     }
