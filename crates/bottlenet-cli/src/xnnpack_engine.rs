@@ -64,20 +64,20 @@ fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> 
     node.attribute.iter().find(|a| a.name == name)
 }
 
-/// NCHW → NHWC of `n` samples of `[c, h, w]` (no copy where one of them is 1).
-fn to_nhwc(input: Vec<f32>, n: usize, [c, h, w]: [usize; 3]) -> Vec<f32> {
+/// NCHW → NHWC of samples of `[c, h, w]`, from `input` into `out` (of the same length; a
+/// plain copy where `c` or `h·w` is 1).
+fn write_nhwc(input: &[f32], out: &mut [f32], [c, h, w]: [usize; 3]) {
     if c == 1 || h * w == 1 {
-        return input;
+        out.copy_from_slice(input);
+        return;
     }
-    let mut out = vec![0.0; input.len()];
-    for (sample, dst) in input.chunks_exact(c * h * w).zip(out.chunks_exact_mut(c * h * w)).take(n) {
+    for (sample, dst) in input.chunks_exact(c * h * w).zip(out.chunks_exact_mut(c * h * w)) {
         for (ch, plane) in sample.chunks_exact(h * w).enumerate() {
             for (p, &v) in plane.iter().enumerate() {
                 dst[p * c + ch] = v;
             }
         }
     }
-    out
 }
 
 /// NHWC → NCHW of `n` samples of `[c, h, w]`.
@@ -376,9 +376,8 @@ impl XnnpackGraph {
             return Err(Error::InvalidArgument(format!("{} takes [{n}, {:?}] inputs, got {} values", self.name, self.sample_shape, input.len())));
         }
         let [c, h, w] = self.sample_shape[..] else { unreachable!("checked at load") };
-        let nhwc = to_nhwc(input, n, [c, h, w]);
         let mut network = self.network.lock().map_err(|_| Error::Model(format!("{} failed in an earlier run", self.name)))?;
-        let out = network.run(n, &nhwc).map_err(|e| Error::Model(format!("XNNPACK failed to run {}: {e}", self.name)))?;
+        let out = network.run_with(n, |buffer| write_nhwc(&input, buffer, [c, h, w])).map_err(|e| Error::Model(format!("XNNPACK failed to run {}: {e}", self.name)))?;
         let values = match self.output_shape[..] {
             [oc, oh, ow] => to_nchw(out, n, [oc, oh, ow]),
             _ => out.to_vec(),
@@ -396,10 +395,12 @@ mod tests {
     #[test]
     fn the_layout_transposes_invert_each_other_and_skip_single_channels() {
         let x: Vec<f32> = (0..2 * 3 * 2 * 2).map(|v| v as f32).collect();
-        let nhwc = to_nhwc(x.clone(), 2, [3, 2, 2]);
+        let mut nhwc = vec![0.0; x.len()];
+        write_nhwc(&x, &mut nhwc, [3, 2, 2]);
         assert_eq!(nhwc[..6], [0.0, 4.0, 8.0, 1.0, 5.0, 9.0]);
         assert_eq!(to_nchw(&nhwc, 2, [3, 2, 2]), x);
-        assert_eq!(to_nhwc(x.clone(), 1, [1, 3, 4]), x);
+        write_nhwc(&x, &mut nhwc, [1, 3, 4]);
+        assert_eq!(nhwc, x);
     }
 
     /// The shipped bundle's full network on 8 embedded test images in one batch, and the server

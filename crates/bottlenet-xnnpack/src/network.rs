@@ -155,9 +155,19 @@ impl Network {
         if batch == 0 || input.len() != batch * per_sample {
             return Err(Error::Invalid(format!("the network takes batches of {:?} samples ({per_sample} values each); got {} values for {batch}", self.values[0], input.len())));
         }
+        self.run_with(batch, |buffer| buffer.copy_from_slice(input))
+    }
+
+    /// [`run`](Self::run) where `fill` writes the `batch` samples (NHWC) straight into the
+    /// network's input buffer, whose length it is given: a caller that converts its input (from
+    /// NCHW) writes it once, not into a copy first.
+    pub fn run_with(&mut self, batch: usize, fill: impl FnOnce(&mut [f32])) -> Result<&[f32]> {
+        if batch == 0 {
+            return Err(Error::Invalid("the network takes batches of at least one sample".into()));
+        }
         self.prepare(batch)?;
-        let input_slot = self.slot_of[0];
-        self.buffers[input_slot][..input.len()].copy_from_slice(input);
+        let len = batch * self.values[0].len();
+        fill(&mut self.buffers[self.slot_of[0]][..len]);
         self.run_operators()?;
         let len = batch * self.values[self.output.0].len();
         Ok(&self.buffers[self.slot_of[self.output.0]][..len])
