@@ -47,6 +47,11 @@ const SPLIT_ABOUT: &str = match (cfg!(feature = "phone"), cfg!(feature = "server
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Kernels of the convolutions on the flex CPU device (training and search steps, evaluation,
+    /// `--engine burn`): onednn (oneDNN, the default where the build linked Debian's libdnnl-dev)
+    /// or burn (flex's own). docs/engines.md compares them.
+    #[arg(long, global = true, value_name = "onednn|burn")]
+    conv_kernels: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +118,16 @@ fn init_logging(command: &Command) {
 fn main() {
     let cli = Cli::parse();
     init_logging(&cli.command);
+    if let Some(kernels) = &cli.conv_kernels {
+        match bottlenet_model::ConvKernels::parse(kernels) {
+            Ok(kernels) => bottlenet_model::set_conv_kernels(kernels),
+            Err(error) => {
+                eprintln!("error: --conv-kernels: {error}");
+                std::process::exit(2);
+            }
+        }
+    }
+    tracing::debug!(conv_kernels = bottlenet_model::conv_kernels().name(), "convolutions on flex");
     let result = match cli.command {
         #[cfg(feature = "full")]
         Command::Demo(args) => cmd::demo::run(args),

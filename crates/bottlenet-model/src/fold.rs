@@ -60,7 +60,7 @@ pub(crate) fn fold_conv_transpose(conv: ConvTranspose2d, bn: &BatchNorm) -> Conv
 
 /// `bn(conv(x))`, or `conv(x)` alone once `bn` is folded into `conv`.
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
-    let y = obs.op(Op::conv(conv), || conv.forward(x));
+    let y = obs.op(Op::conv(conv), || crate::onednn_conv::conv2d_forward(conv, x));
     if conv.bias.is_some() { y } else { obs.op(Op::BatchNorm, || bn.forward(y)) }
 }
 

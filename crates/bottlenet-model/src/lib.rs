@@ -4,8 +4,9 @@
 //! torchvision weight import, model bundles that store each split's phone and server halves
 //! apart (§3.4), and ONNX export of each half.
 //!
-//! It depends on burn, `bottlenet-codec` and `prost` (the ONNX protobuf) only; it must not depend on training, serving or
-//! the CLI (a phone or a server build links this crate without any training code).
+//! It depends on burn, `bottlenet-codec`, `bottlenet-onednn` (oneDNN's convolutions on flex, where
+//! Debian's libdnnl-dev is installed: `onednn_conv`) and `prost` (the ONNX protobuf) only; it must
+//! not depend on training, serving or the CLI (a phone or a server build links this crate without any training code).
 //!
 //! ```no_run
 //! use bottlenet_model::{Arch, BottleNet, BottleNetConfig, CodecMode, DeviceChoice};
@@ -32,6 +33,7 @@ pub mod fold;
 pub mod import;
 pub mod info;
 pub mod observe;
+pub mod onednn_conv;
 pub mod onnx;
 pub mod pool;
 pub mod resnet;
@@ -50,5 +52,6 @@ pub use fold::FoldBatchNorm;
 pub use import::{ImportOptions, checkpoint_classes, load_torchvision};
 pub use info::{InfoRow, InfoTable, SplitPoint, model_info, split_points};
 pub use observe::{Op, OpObserver, Unobserved};
+pub use onednn_conv::{ConvKernels, conv_kernels, set_conv_kernels};
 pub use resnet::{BasicBlock, Block, BottleneckBlock, ResNet, ResNetHead, ResNetTail};
 pub use straight_through::codec_straight_through;

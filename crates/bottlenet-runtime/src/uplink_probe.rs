@@ -172,9 +172,12 @@ pub(crate) struct ProbeTask {
 }
 
 /// Runs the probe [`UplinkProber::start_if_due`] started: sized at the current estimate,
-/// recorded by the estimator, and told to the policy when it moved the estimate or the status
-/// carried fresh loads. A failed probe is only logged: the image path finds out about an
-/// unusable server on its own.
+/// recorded by the estimator, and told to the policy when it moved the estimate. Each of its
+/// status answers that carries fresh loads is told as it arrives: a probe's eight calls can take
+/// longer than a load report lives ([`crate::policy::REPORT_TTL`]) on a slow link to a busy
+/// server, and a report held back to the probe's end would let a split that others keep busy
+/// expire and be tried again for nothing. A failed probe is only logged: the image path finds
+/// out about an unusable server on its own.
 pub(crate) async fn probe_and_tell(task: ProbeTask) {
     let ProbeTask { rpc, pacer, timeout, model, uplink, prober, policy } = task;
     let Some(estimate) = lock(&uplink).estimate_mbps() else {
@@ -182,17 +185,26 @@ pub(crate) async fn probe_and_tell(task: ProbeTask) {
         return;
     };
     let padding = prober.padding_for(estimate);
-    match probe_uplink(&rpc, pacer.as_deref(), timeout, padding).await {
+    let mut tell_loads = |status: &StatusReply| {
+        let loads = fresh_loads(status, &model);
+        if !loads.is_empty() {
+            lock(&policy).observe(&Observation {
+                reachable: true,
+                queue_depth: Some(status.queue_depth),
+                loads,
+                ..Observation::default()
+            });
+        }
+    };
+    match probe_uplink(&rpc, pacer.as_deref(), timeout, padding, &mut tell_loads).await {
         Ok((serial_ms, status)) => {
             let moved = lock(&uplink).record_probe(padding_wire_bytes(padding), serial_ms);
             tracing::debug!(padding, ?serial_ms, estimate, ?moved, "up-link probe");
-            let loads = fresh_loads(&status, &model);
-            if moved.is_some() || !loads.is_empty() {
+            if moved.is_some() {
                 lock(&policy).observe(&Observation {
                     reachable: true,
                     uplink_mbps: moved,
                     queue_depth: Some(status.queue_depth),
-                    loads,
                     ..Observation::default()
                 });
             }
@@ -212,20 +224,25 @@ pub(crate) fn padding_wire_bytes(padding: usize) -> f64 {
 }
 
 /// One probe: the padding's serialization (ms) in each of two empty/padded pairs, and the
-/// server's last status (its loads are news too: `link::fresh_loads`).
+/// server's last status. `on_status` sees every call's answer as it arrives (their loads are
+/// news too: `link::fresh_loads`).
 pub(crate) async fn probe_uplink(
     rpc: &Rpc,
     pacer: Option<&UplinkPacer>,
     timeout: Duration,
     padding: usize,
+    on_status: &mut (dyn FnMut(&StatusReply) + Send),
 ) -> Result<([f64; 2], StatusReply)> {
     let mut serial_ms = [0.0; 2];
     let mut last = StatusReply::default();
     for serial in &mut serial_ms {
         let (mut empty, mut padded) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..CALLS_PER_SAMPLE {
-            empty = empty.min(timed_status(rpc, pacer, timeout, 0).await?.0);
+            let (ms, status) = timed_status(rpc, pacer, timeout, 0).await?;
+            on_status(&status);
+            empty = empty.min(ms);
             let (ms, status) = timed_status(rpc, pacer, timeout, padding).await?;
+            on_status(&status);
             padded = padded.min(ms);
             last = status;
         }

@@ -1,7 +1,9 @@
 //! Issue 14: under `--split auto` a phone that sends only bottleneck frames — too small to time
 //! on the link — still sees its link get faster, through its up-link probes
 //! (`uplink_probe.rs`); without probes it keeps the declared rate for good. The link is the
-//! client's emulated one (`UplinkPacer`), Wi-Fi's 18.88 Mbit/s, declared as 3G's 1.1.
+//! client's emulated one (`UplinkPacer`), Wi-Fi's 18.88 Mbit/s, declared as 3G's 1.1. And a
+//! phone off the server hears, from every status answer of its probes, that others keep a split
+//! busy.
 
 mod common;
 
@@ -69,6 +71,74 @@ async fn probes_show_a_faster_link_that_small_frames_never_time() {
         // The same run without probes: the frames alone never move the prior.
         let (samples, probes) = run(Duration::ZERO, 30).await;
         assert_eq!((samples.as_slice(), probes), (&[][..], 0));
+    })
+    .await
+    .expect("test finishes in time");
+}
+
+/// Mobile-only for good (a phone that left the server because it was busy); counts the probes'
+/// status answers that told it the load of the split another phone keeps busy.
+#[derive(Debug)]
+struct WatchingLoad {
+    load_reports: Arc<Mutex<usize>>,
+}
+
+impl SplitPolicy for WatchingLoad {
+    fn choose(&mut self) -> Choice {
+        Choice::MobileOnly
+    }
+
+    fn observe(&mut self, observation: &Observation) {
+        if observation.loads.iter().any(|l| l.split == SPLITS[0].0) {
+            *self.load_reports.lock().expect("reports") += 1;
+        }
+    }
+}
+
+/// A probe is eight status calls; on a slow link to a busy server they take longer than a load
+/// report lives (`REPORT_TTL`), so each answer's load is told as it arrives, not once at the
+/// probe's end: a phone off the split still hears that others keep it busy between probes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_status_answer_of_a_probe_tells_the_load_it_carries() {
+    tokio::time::timeout(LIMIT, async {
+        let server = start(loopback_config(), Arc::new(FakeCloud::slow(Duration::from_millis(2))) as Arc<dyn CloudHalf>).await;
+        // Another phone keeps the first split busy for the whole run.
+        let busy = Client::connect(&server.url(), Arc::new(FakePhone::new()), ClientOptions::new(SplitMode::Fixed(Choice::Split(SPLITS[0].0.into()))))
+            .await
+            .expect("connect the loading phone");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let loading = tokio::spawn({
+            let stop = Arc::clone(&stop);
+            async move {
+                for image in images(200, 7).iter().cycle() {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    busy.infer(image).await.expect("the loading phone's answer");
+                }
+            }
+        });
+
+        let load_reports = Arc::new(Mutex::new(0));
+        let mut options = ClientOptions::new(SplitMode::Auto(Box::new(WatchingLoad { load_reports: Arc::clone(&load_reports) })));
+        options.declared_uplink_mbps = Some(THREE_G_MBPS);
+        options.pacer = Some(Arc::new(UplinkPacer::new(THREE_G_MBPS).expect("3G")));
+        options.uplink_probe_interval = Duration::from_millis(100);
+        let phone = Client::connect(&server.url(), Arc::new(FakePhone::new()), options).await.expect("connect");
+        for image in &images(60, 52) {
+            let answer = phone.infer(image).await.expect("answer");
+            assert_eq!(answer.served_by, Choice::MobileOnly, "{answer:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let probes = phone.uplink_probe_stats().probes;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        loading.await.expect("the loading phone");
+        server.stop().await.expect("clean stop");
+
+        let reports = *load_reports.lock().expect("reports");
+        assert!(probes >= 3, "{probes} probes in about 1.5 s at one per 100 ms");
+        // Four empty and four padded calls per finished probe, each answer with the busy split.
+        assert!(reports >= 8 * probes as usize, "{reports} load reports from {probes} probes: not one per status answer");
     })
     .await
     .expect("test finishes in time");

@@ -122,6 +122,8 @@ pub struct BenchReport {
     pub device: String,
     /// What ran the server workload: the engine and its CPU threads or GPU adapter.
     pub engine: String,
+    /// What ran the burn groups' convolutions: `onednn` or `burn` on flex.
+    pub conv_kernels: String,
     pub threads: usize,
     pub runs: usize,
     pub warmup: usize,
@@ -434,9 +436,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let engine_choice = Engine::resolve(args.engine, args.device)?;
     let engine = super::engine_name(args.device, engine_choice, threads);
+    // What ran the burn groups' convolutions on flex (a GPU device runs its own).
+    let conv_kernels = if args.device == DeviceChoice::Flex { bottlenet_model::conv_kernels().name() } else { "the device's own kernels" };
     let bar = super::progress(args.json, groups.iter().map(|g| counts(g) as u64).sum(), "bench".into());
     if !args.json {
-        bar.suspend(|| println!("engine: {engine} (server group; compact, resnet50, train, ops: burn {}) · median of {} runs [p10 … p90]", args.device, args.runs));
+        bar.suspend(|| println!("engine: {engine} (server group; compact, resnet50, train, ops: burn {}, convolutions on {conv_kernels}) · median of {} runs [p10 … p90]", args.device, args.runs));
     }
     let mut bench = Bench {
         args: &args,
@@ -465,7 +469,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     bench.bar.finish_and_clear();
     if args.json {
-        let report = BenchReport { machine: super::profile::cpu_name(), device: args.device.to_string(), engine, threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
+        let report = BenchReport { machine: super::profile::cpu_name(), device: args.device.to_string(), engine, conv_kernels: conv_kernels.to_string(), threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
