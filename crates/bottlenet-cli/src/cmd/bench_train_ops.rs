@@ -10,12 +10,17 @@
 //! group. `scripts/pytorch_bench.py --only train-ops` times the same primitives in PyTorch
 //! (`aten::convolution_backward` with one gradient asked for at a time) under the same names.
 //!
-//! flex runs each operation to completion before returning, so timing one at a time is exact;
-//! this group refuses other devices, like `ops`.
+//! The primitives run on the kernels the step's convolutions run on (`--conv-kernels`, the
+//! report's `conv_kernels`): oneDNN's `Conv2dKernels` passes on the same host buffers, or
+//! burn flex's operations (the input gradient as burn's autodiff computes it).
+//!
+//! flex and oneDNN run each operation to completion before returning, so timing one at a time
+//! is exact; this group refuses other devices, like `ops`.
 
 use super::{Bench, Figure, figure, time};
 use anyhow::{Result, bail};
-use bottlenet_model::{Arch, BackboneConfig, BlockKind, DeviceChoice};
+use bottlenet_model::{Arch, BackboneConfig, BlockKind, ConvKernels, DeviceChoice};
+use bottlenet_onednn::{Conv2dKernels, Conv2dShape};
 use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Distribution, Tensor};
@@ -47,6 +52,11 @@ impl ConvShape {
     fn label(&self) -> String {
         let stride = if self.stride == 1 { String::new() } else { format!("/{}", self.stride) };
         format!("conv {k}x{k}{stride} {}→{} at {s}x{s}", self.c_in, self.c_out, k = self.kernel, s = self.side)
+    }
+
+    /// The same convolution at `batch` for oneDNN.
+    fn onednn(&self, batch: usize) -> Conv2dShape {
+        Conv2dShape::new(batch, self.c_in, self.c_out, [self.side; 2], self.kernel, self.stride, self.padding)
     }
 
     fn options(&self) -> ConvOptions<2> {
@@ -114,23 +124,27 @@ impl Bench<'_> {
             let x = Tensor::<4>::random([BATCH, conv.c_in, conv.side, conv.side], Distribution::Normal(0.0, 1.0), &device);
             let w = Tensor::<4>::random([conv.c_out, conv.c_in, conv.kernel, conv.kernel], Distribution::Normal(0.0, 0.1), &device);
             let dy = Tensor::<4>::random([BATCH, conv.c_out, conv.out_side(), conv.out_side()], Distribution::Normal(0.0, 1.0), &device);
-            let phases: [(&str, Vec<f64>); 3] = [
-                // Each result is read back to the host, so a time covers the whole operation.
-                ("forward", time(warmup, runs, 1e3, || {
-                    conv2d(x.clone(), w.clone(), None, conv.options()).into_data();
-                    Ok(())
-                })?),
-                ("input grad", time(warmup, runs, 1e3, || {
-                    conv_transpose2d(dy.clone(), w.clone(), None, conv.input_grad_options()).into_data();
-                    Ok(())
-                })?),
-                ("weight grad", time(warmup, runs, 1e3, || {
-                    conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), conv.options()).into_data();
-                    Ok(())
-                })?),
-            ];
+            let phases: [(&str, Vec<f64>); 3] = match bottlenet_model::conv_kernels() {
+                ConvKernels::OneDnn => onednn_phases(&conv, [&x, &w, &dy], warmup, runs)?,
+                ConvKernels::Burn => [
+                    // Each result is read back to the host, so a time covers the whole operation.
+                    ("forward", time(warmup, runs, 1e3, || {
+                        conv2d(x.clone(), w.clone(), None, conv.options()).into_data();
+                        Ok(())
+                    })?),
+                    ("input grad", time(warmup, runs, 1e3, || {
+                        conv_transpose2d(dy.clone(), w.clone(), None, conv.input_grad_options()).into_data();
+                        Ok(())
+                    })?),
+                    ("weight grad", time(warmup, runs, 1e3, || {
+                        conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), conv.options()).into_data();
+                        Ok(())
+                    })?),
+                ],
+            };
+            let kernels = bottlenet_model::conv_kernels().name();
             for (phase, samples) in phases {
-                let f = figure("train-ops", format!("b{BATCH} {}: {phase}", conv.label()), "ms", samples, format!("×{count} in the network"));
+                let f = figure("train-ops", format!("b{BATCH} {}: {phase}", conv.label()), "ms", samples, format!("×{count} in the network, {kernels}"));
                 *totals.entry(phase).or_default() += f.median * count as f64;
                 self.push(f);
             }
@@ -141,6 +155,20 @@ impl Bench<'_> {
         }
         Ok(())
     }
+}
+
+/// The three passes of `conv` on oneDNN, on the host copies of `x`, `w` and `dy` (the buffers
+/// the training step hands it), each output written in full by every call.
+fn onednn_phases(conv: &ConvShape, [x, w, dy]: [&Tensor<4>; 3], warmup: usize, runs: usize) -> Result<[(&'static str, Vec<f64>); 3]> {
+    let host = |t: &Tensor<4>| t.to_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading a tensor back: {e:?}"));
+    let (x, w, dy) = (host(x)?, host(w)?, host(dy)?);
+    let mut kernels = Conv2dKernels::new(conv.onednn(BATCH))?;
+    let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
+    Ok([
+        ("forward", time(warmup, runs, 1e3, || Ok(kernels.forward(&x, &w, None, &mut y)?))?),
+        ("input grad", time(warmup, runs, 1e3, || Ok(kernels.backward_data(&dy, &w, &mut dx)?))?),
+        ("weight grad", time(warmup, runs, 1e3, || Ok(kernels.backward_weights(&x, &dy, &mut dw, None)?))?),
+    ])
 }
 
 #[cfg(test)]
