@@ -52,6 +52,6 @@ pub use fold::FoldBatchNorm;
 pub use import::{ImportOptions, checkpoint_classes, load_torchvision};
 pub use info::{InfoRow, InfoTable, SplitPoint, model_info, split_points};
 pub use observe::{Op, OpObserver, Unobserved};
-pub use onednn_conv::{ConvKernels, conv_kernels, set_conv_kernels};
+pub use onednn_conv::{ConvKernels, conv_kernels, onednn_passes, set_conv_kernels};
 pub use resnet::{BasicBlock, Block, BottleneckBlock, ResNet, ResNetHead, ResNetTail};
 pub use straight_through::codec_straight_through;

@@ -11,10 +11,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use burn::backend::Flex;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
@@ -57,6 +58,15 @@ impl ConvKernels {
             other => Err(format!("unknown convolution kernels '{other}': use onednn or burn")),
         }
     }
+}
+
+/// Convolution passes (forward, input gradient, weight gradient) run on oneDNN so far, for the
+/// logs and the tests (a layer that fell back to burn does not count).
+static ONEDNN_PASSES: AtomicU64 = AtomicU64::new(0);
+
+/// How many convolution passes this process has run on oneDNN.
+pub fn onednn_passes() -> u64 {
+    ONEDNN_PASSES.load(Ordering::Relaxed)
 }
 
 /// 0: not chosen yet (the build's default), 1: oneDNN, 2: burn.
@@ -163,6 +173,7 @@ fn with_kernels<T>(shape: &Conv2dShape, run: impl FnOnce(&mut Conv2dKernels) -> 
             e.insert(built)
         }
     };
+    ONEDNN_PASSES.fetch_add(1, Ordering::Relaxed);
     // The shape was validated and every buffer is sized from it: a failure here is a oneDNN
     // fault, not bad input.
     run(kernels).unwrap_or_else(|err| panic!("oneDNN convolution failed ({shape:?}): {err}"))
@@ -172,7 +183,7 @@ fn with_kernels<T>(shape: &Conv2dShape, run: impl FnOnce(&mut Conv2dKernels) -> 
 fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_else(|| t.clone().into_data().to_vec::<f32>().unwrap_or_default())),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default()),
     }
 }
 
@@ -181,7 +192,8 @@ fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 }
 
 fn output_dims(shape: &Conv2dShape) -> Vec<usize> {
-    let [oh, ow] = shape.output_hw();
+    // `shape_of` validated the shape, so it has an output.
+    let [oh, ow] = shape.output_hw().unwrap_or([0, 0]);
     vec![shape.batch, shape.out_channels, oh, ow]
 }
 
@@ -248,11 +260,11 @@ impl Backward<Flex, 2> for OneDnnConv2dNoBias {
 }
 
 fn autodiff_conv2d(
-    x: <Autodiff<Flex> as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive,
-    weight: <Autodiff<Flex> as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive,
-    bias: Option<<Autodiff<Flex> as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive>,
+    x: FloatTensor<Autodiff<Flex>>,
+    weight: FloatTensor<Autodiff<Flex>>,
+    bias: Option<FloatTensor<Autodiff<Flex>>>,
     shape: Conv2dShape,
-) -> <Autodiff<Flex> as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive {
+) -> FloatTensor<Autodiff<Flex>> {
     let y = forward(x.primitive(), weight.primitive(), bias.as_ref().map(|b| b.primitive()), &shape);
     match bias {
         Some(bias) => match OneDnnConv2d.prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {

@@ -160,7 +160,7 @@ impl Bench<'_> {
 /// The three passes of `conv` on oneDNN, on the host copies of `x`, `w` and `dy` (the buffers
 /// the training step hands it), each output written in full by every call.
 fn onednn_phases(conv: &ConvShape, [x, w, dy]: [&Tensor<4>; 3], warmup: usize, runs: usize) -> Result<[(&'static str, Vec<f64>); 3]> {
-    let host = |t: &Tensor<4>| t.to_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading a tensor back: {e:?}"));
+    let host = |t: &Tensor<4>| t.to_data().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("reading a tensor back: {e:?}"));
     let (x, w, dy) = (host(x)?, host(w)?, host(dy)?);
     let mut kernels = Conv2dKernels::new(conv.onednn(BATCH))?;
     let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);

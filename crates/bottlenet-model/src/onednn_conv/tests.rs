@@ -21,7 +21,7 @@ fn require_onednn() -> bool {
 
 /// max |a - b| over max |b|, at least 1.
 fn relative_gap(a: Tensor<4>, b: Tensor<4>) -> f32 {
-    let (a, b) = (a.into_data().to_vec::<f32>().expect("f32"), b.into_data().to_vec::<f32>().expect("f32"));
+    let (a, b) = (a.into_data().try_into_vec_as::<f32>().expect("f32"), b.into_data().try_into_vec_as::<f32>().expect("f32"));
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
     a.iter().zip(&b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
@@ -69,7 +69,10 @@ fn forward_matches_burn_on_flex() {
     for case in cases() {
         let conv = layer(&case, &device);
         let x = Tensor::<4>::random([case.batch, case.channels[0], case.hw[0], case.hw[1]], Distribution::Normal(0.0, 1.0), &device);
-        let gap = relative_gap(conv2d_forward(&conv, x.clone()), conv.forward(x));
+        let before = onednn_passes();
+        let fast = conv2d_forward(&conv, x.clone());
+        assert!(onednn_passes() > before, "{}: the layer did not run on oneDNN", case.name);
+        let gap = relative_gap(fast, conv.forward(x));
         assert!(gap < 1e-4, "{}: forward differs by {gap:e} of scale", case.name);
     }
 }
@@ -94,7 +97,10 @@ fn gradients_match_burn_under_autodiff() {
             let grad_b = conv.bias.as_ref().map(|b| b.val().grad(&grads).expect("bias gradient"));
             (y, grad_x, grad_w, grad_b)
         };
+        let before = onednn_passes();
         let (y, gx, gw, gb) = run(true);
+        // The forward pass, the input gradient and the weight (and bias) gradient.
+        assert!(onednn_passes() >= before + 3, "{}: the step did not run its passes on oneDNN", case.name);
         let (y_ref, gx_ref, gw_ref, gb_ref) = run(false);
         for (what, gap) in [("output", relative_gap(y, y_ref)), ("input gradient", relative_gap(gx, gx_ref)), ("weight gradient", relative_gap(gw, gw_ref))] {
             assert!(gap < 1e-4, "{}: {what} differs by {gap:e} of scale", case.name);
