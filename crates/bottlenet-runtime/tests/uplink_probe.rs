@@ -103,7 +103,7 @@ async fn every_status_answer_of_a_probe_tells_the_load_it_carries() {
     tokio::time::timeout(LIMIT, async {
         let server = start(loopback_config(), Arc::new(FakeCloud::slow(Duration::from_millis(2))) as Arc<dyn CloudHalf>).await;
         // Another phone keeps the first split busy for the whole run.
-        let busy = Client::connect(&server.url(), Arc::new(FakePhone::new()), ClientOptions::new(SplitMode::Fixed(Choice::Split(SPLITS[0].0.into()))))
+        let busy = Client::connect(&server.url(), Arc::new(FakePhone::new()), ClientOptions::new(SplitMode::Fixed(SPLITS[0].0.into())))
             .await
             .expect("connect the loading phone");
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
