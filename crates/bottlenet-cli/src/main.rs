@@ -52,6 +52,11 @@ struct Cli {
     /// or burn (flex's own). docs/engines.md compares them.
     #[arg(long, global = true, value_name = "onednn|burn")]
     conv_kernels: Option<String>,
+    /// Kernels of training BatchNorm (and the ReLU after it) on the flex CPU device: fused (one
+    /// operation forward and one backward, the default) or burn (burn's element-wise
+    /// composition). docs/engines.md compares them.
+    #[arg(long, global = true, value_name = "fused|burn")]
+    norm_kernels: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +132,16 @@ fn main() {
             }
         }
     }
-    tracing::debug!(conv_kernels = bottlenet_model::conv_kernels().name(), "convolutions on flex");
+    if let Some(kernels) = &cli.norm_kernels {
+        match bottlenet_model::NormKernels::parse(kernels) {
+            Ok(kernels) => bottlenet_model::set_norm_kernels(kernels),
+            Err(error) => {
+                eprintln!("error: --norm-kernels: {error}");
+                std::process::exit(2);
+            }
+        }
+    }
+    tracing::debug!(conv_kernels = bottlenet_model::conv_kernels().name(), norm_kernels = bottlenet_model::norm_kernels().name(), "kernels on flex");
     let result = match cli.command {
         #[cfg(feature = "full")]
         Command::Demo(args) => cmd::demo::run(args),

@@ -16,13 +16,12 @@
 //! `o = 2p − r − 1 ∈ {0, 1} < s`.
 
 use crate::error::{Error, Result};
-use crate::fold::{conv_bn, conv_transpose_bn};
-use crate::observe::{Op, OpObserver, Unobserved};
+use crate::fold::{conv_bn_relu, conv_transpose_bn_relu};
+use crate::observe::{OpObserver, Unobserved};
 use crate::resnet::{bn, conv};
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -162,13 +161,9 @@ impl ReductionUnit {
     /// [`ReductionUnit::forward`], each operation run through `obs`.
     pub fn forward_observed(&self, x: Tensor<4>, obs: &mut impl OpObserver) -> Result<Tensor<4>> {
         check_dims(&x, self.input, "reduction unit input")?;
-        let y = conv_bn(&self.channel_conv, &self.channel_bn, x, obs);
-        let y = obs.op(Op::Relu, || relu(y));
+        let y = conv_bn_relu(&self.channel_conv, &self.channel_bn, x, obs);
         Ok(match (&self.spatial_conv, &self.spatial_bn) {
-            (Some(conv), Some(bn)) => {
-                let y = conv_bn(conv, bn, y, obs);
-                obs.op(Op::Relu, || relu(y))
-            }
+            (Some(conv), Some(bn)) => conv_bn_relu(conv, bn, y, obs),
             _ => y,
         })
     }
@@ -209,14 +204,10 @@ impl RestorationUnit {
     pub fn forward_observed(&self, z: Tensor<4>, obs: &mut impl OpObserver) -> Result<Tensor<4>> {
         check_dims(&z, self.reduced, "restoration unit input")?;
         let y = match (&self.spatial_conv, &self.spatial_bn) {
-            (Some(conv), Some(bn)) => {
-                let y = conv_transpose_bn(conv, bn, z, obs);
-                obs.op(Op::Relu, || relu(y))
-            }
+            (Some(conv), Some(bn)) => conv_transpose_bn_relu(conv, bn, z, obs),
             _ => z,
         };
-        let y = conv_bn(&self.channel_conv, &self.channel_bn, y, obs);
-        let y = obs.op(Op::Relu, || relu(y));
+        let y = conv_bn_relu(&self.channel_conv, &self.channel_bn, y, obs);
         // Holds by the padding arithmetic in the module docs; checked so a violation is an error,
         // not a panic in the backbone's residual add.
         check_dims(&y, self.output, "restoration unit output")?;

@@ -61,13 +61,29 @@ pub(crate) fn fold_conv_transpose(conv: ConvTranspose2d, bn: &BatchNorm) -> Conv
 /// `bn(conv(x))`, or `conv(x)` alone once `bn` is folded into `conv`.
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
     let y = obs.op(Op::conv(conv), || crate::onednn_conv::conv2d_forward(conv, x));
-    if conv.bias.is_some() { y } else { obs.op(Op::BatchNorm, || bn.forward(y)) }
+    norm_after(conv.bias.is_some(), bn, y, false, obs)
 }
 
-/// `bn(conv(x))` for the transposed conv, or `conv(x)` once folded.
-pub(crate) fn conv_transpose_bn(conv: &ConvTranspose2d, bn: &BatchNorm, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
+/// `relu(bn(conv(x)))`, or `relu(conv(x))` once folded. Unfolded, the BatchNorm and the ReLU
+/// are one operation (`batch_norm`), observed as [`Op::BatchNorm`].
+pub(crate) fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
+    let y = obs.op(Op::conv(conv), || crate::onednn_conv::conv2d_forward(conv, x));
+    norm_after(conv.bias.is_some(), bn, y, true, obs)
+}
+
+/// `relu(bn(conv(x)))` for the transposed conv, as [`conv_bn_relu`].
+pub(crate) fn conv_transpose_bn_relu(conv: &ConvTranspose2d, bn: &BatchNorm, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
     let y = obs.op(Op::ConvTranspose, || conv.forward(x));
-    if conv.bias.is_some() { y } else { obs.op(Op::BatchNorm, || bn.forward(y)) }
+    norm_after(conv.bias.is_some(), bn, y, true, obs)
+}
+
+/// What follows a convolution `y`: its BatchNorm unless `folded` into it, then ReLU if asked.
+fn norm_after(folded: bool, bn: &BatchNorm, y: Tensor<4>, then_relu: bool, obs: &mut impl OpObserver) -> Tensor<4> {
+    match (folded, then_relu) {
+        (true, false) => y,
+        (true, true) => obs.op(Op::Relu, || burn::tensor::activation::relu(y)),
+        (false, _) => obs.op(Op::BatchNorm, || crate::batch_norm::forward(bn, y, then_relu)),
+    }
 }
 
 fn fold_pair((conv, bn): (Conv2d, BatchNorm)) -> (Conv2d, BatchNorm) {

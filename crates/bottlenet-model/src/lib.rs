@@ -24,11 +24,13 @@
 //! ```
 
 pub mod arch;
+pub mod batch_norm;
 pub mod bottleneck;
 pub mod bottlenet;
 pub mod bundle;
 pub mod device;
 pub mod error;
+mod flex_buffers;
 pub mod fold;
 pub mod import;
 pub mod info;
@@ -39,6 +41,7 @@ pub mod pool;
 pub mod resnet;
 pub mod straight_through;
 
+pub use batch_norm::{NormKernels, fused_norm_passes, norm_kernels, set_norm_kernels};
 pub use arch::{Arch, BackboneConfig, BackboneSpec, BlockKind, BlockSpec, StemSpec, parse_shape};
 pub use bottleneck::{BottleneckSpec, BottleneckUnit, ReductionUnit, RestorationUnit};
 pub use bottlenet::{BottleNet, BottleNetConfig, CloudHalf, CodecMode, ForwardOutput, MobileHalf};

@@ -9,7 +9,6 @@
 //! padding, stride, dilation and groups), so a model trained with either kernel loads and
 //! answers the same; the tests compare outputs and gradients within 1e-4 of scale.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -23,9 +22,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use burn_flex::FlexTensor;
 use bottlenet_onednn::{Conv2dKernels, Conv2dShape};
+
+use crate::flex_buffers::{f32s, flex};
 
 /// Which kernels run the convolutions on flex (`train --conv-kernels`, `bench`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,18 +178,6 @@ fn with_kernels<T>(shape: &Conv2dShape, run: impl FnOnce(&mut Conv2dKernels) -> 
     // The shape was validated and every buffer is sized from it: a failure here is a oneDNN
     // fault, not bad input.
     run(kernels).unwrap_or_else(|err| panic!("oneDNN convolution failed ({shape:?}): {err}"))
-}
-
-/// A flex tensor's elements in row-major order (a copy only when its layout is strided).
-fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default()),
-    }
-}
-
-fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 fn output_dims(shape: &Conv2dShape) -> Vec<usize> {

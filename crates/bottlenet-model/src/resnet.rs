@@ -10,7 +10,7 @@
 
 use crate::arch::{BackboneConfig, BackboneSpec, BlockKind, BlockSpec, StemSpec};
 use crate::error::{Error, Result};
-use crate::fold::conv_bn;
+use crate::fold::{conv_bn, conv_bn_relu};
 use crate::observe::{Op, OpObserver, Unobserved};
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -134,13 +134,13 @@ impl Block {
         let (identity, y) = match self {
             Block::Basic(b) => {
                 let identity = shortcut(&b.downsample, x.clone(), obs);
-                let y = relu_op(conv_bn(&b.conv1, &b.bn1, x, obs), obs);
+                let y = conv_bn_relu(&b.conv1, &b.bn1, x, obs);
                 (identity, conv_bn(&b.conv2, &b.bn2, y, obs))
             }
             Block::Bottleneck(b) => {
                 let identity = shortcut(&b.downsample, x.clone(), obs);
-                let y = relu_op(conv_bn(&b.conv1, &b.bn1, x, obs), obs);
-                let y = relu_op(conv_bn(&b.conv2, &b.bn2, y, obs), obs);
+                let y = conv_bn_relu(&b.conv1, &b.bn1, x, obs);
+                let y = conv_bn_relu(&b.conv2, &b.bn2, y, obs);
                 (identity, conv_bn(&b.conv3, &b.bn3, y, obs))
             }
         };
@@ -161,7 +161,7 @@ fn stem_modules(stem: &StemSpec, device: &Device) -> (Conv2d, BatchNorm, Option<
 }
 
 fn stem_forward(conv1: &Conv2d, bn1: &BatchNorm, maxpool: &Option<MaxPool2d>, x: Tensor<4>, obs: &mut impl OpObserver) -> Tensor<4> {
-    let y = relu_op(conv_bn(conv1, bn1, x, obs), obs);
+    let y = conv_bn_relu(conv1, bn1, x, obs);
     match maxpool {
         Some(pool) => obs.op(Op::MaxPool, || crate::pool::max_pool2d(pool, y)),
         None => y,

@@ -124,6 +124,8 @@ pub struct BenchReport {
     pub engine: String,
     /// What ran the burn groups' convolutions: `onednn` or `burn` on flex.
     pub conv_kernels: String,
+    /// What ran the burn groups' training BatchNorm: `fused` or `burn` on flex.
+    pub norm_kernels: String,
     pub threads: usize,
     pub runs: usize,
     pub warmup: usize,
@@ -437,10 +439,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let engine_choice = Engine::resolve(args.engine, args.device)?;
     let engine = super::engine_name(args.device, engine_choice, threads);
     // What ran the burn groups' convolutions on flex (a GPU device runs its own).
-    let conv_kernels = if args.device == DeviceChoice::Flex { bottlenet_model::conv_kernels().name() } else { "the device's own kernels" };
+    let (conv_kernels, norm_kernels) = if args.device == DeviceChoice::Flex {
+        (bottlenet_model::conv_kernels().name(), bottlenet_model::norm_kernels().name())
+    } else {
+        ("the device's own kernels", "burn")
+    };
     let bar = super::progress(args.json, groups.iter().map(|g| counts(g) as u64).sum(), "bench".into());
     if !args.json {
-        bar.suspend(|| println!("engine: {engine} (server group; compact, resnet50, train, ops: burn {}, convolutions on {conv_kernels}) · median of {} runs [p10 … p90]", args.device, args.runs));
+        bar.suspend(|| println!("engine: {engine} (server group; compact, resnet50, train, ops: burn {}, convolutions on {conv_kernels}, training BatchNorm on {norm_kernels}) · median of {} runs [p10 … p90]", args.device, args.runs));
     }
     let mut bench = Bench {
         args: &args,
@@ -469,7 +475,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     bench.bar.finish_and_clear();
     if args.json {
-        let report = BenchReport { machine: super::profile::cpu_name(), device: args.device.to_string(), engine, conv_kernels: conv_kernels.to_string(), threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
+        let report = BenchReport { machine: super::profile::cpu_name(), device: args.device.to_string(), engine, conv_kernels: conv_kernels.to_string(), norm_kernels: norm_kernels.to_string(), threads, runs: args.runs, warmup: args.warmup, figures: bench.figures };
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
