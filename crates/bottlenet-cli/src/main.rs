@@ -12,6 +12,7 @@ compile_error!("bottlenet-cli needs the feature `phone`, `server` or `full` (the
 
 mod cmd;
 mod engine;
+mod openmp_spin;
 #[cfg(feature = "phone")]
 mod record;
 mod serving;
@@ -121,8 +122,12 @@ fn init_logging(command: &Command) {
 }
 
 fn main() {
+    let reexec_failure = openmp_spin::reexec_with_spin_count();
     let cli = Cli::parse();
     init_logging(&cli.command);
+    if let Some(reason) = reexec_failure {
+        tracing::debug!("{reason}");
+    }
     if let Some(kernels) = &cli.conv_kernels {
         match bottlenet_model::ConvKernels::parse(kernels) {
             Ok(kernels) => bottlenet_model::set_conv_kernels(kernels),
@@ -141,7 +146,8 @@ fn main() {
             }
         }
     }
-    tracing::debug!(conv_kernels = bottlenet_model::conv_kernels().name(), norm_kernels = bottlenet_model::norm_kernels().name(), "kernels on flex");
+    let spin = std::env::var("GOMP_SPINCOUNT").unwrap_or_else(|_| "libgomp's default".into());
+    tracing::debug!(conv_kernels = bottlenet_model::conv_kernels().name(), norm_kernels = bottlenet_model::norm_kernels().name(), gomp_spincount = %spin, "kernels on flex");
     let result = match cli.command {
         #[cfg(feature = "full")]
         Command::Demo(args) => cmd::demo::run(args),

@@ -172,3 +172,4 @@ fn kernels_parse_and_refuse_in_one_line() {
     assert!(err.contains("fused or burn") && !err.contains('\n'), "{err}");
 }
 
+
