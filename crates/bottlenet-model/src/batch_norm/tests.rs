@@ -95,8 +95,9 @@ fn gap_to_reference<const D: usize>(a: Tensor<D>, reference: &[f64]) -> f64 {
 /// Against the definitions in f64 within 1e-4 of scale; and against burn's own f32 layer within
 /// 5e-3 where the channel means are small (-1 to 6.5). burn's f32 reductions are what drift:
 /// over 6272 values its γ gradient was seen 1.7e-4 to 8.9e-4 of scale off ours while ours was
-/// within 1e-4 of f64; with a channel whose mean is 50 it drifted 2.0e-3 and its ReLU mask
-/// flipped where `y` is near 0, so there only the definition judges.
+/// within 1e-4 of f64; with a channel whose mean is 50 it drifted 2.0e-3. Under ReLU burn's f32
+/// `y` and ours round apart where `y` is near 0, and one flipped mask element moves the input
+/// gradient by a whole `g` (seen: 0.18 and 0.91 of scale), so there too only the definition judges.
 #[test]
 fn fused_training_batch_norm_matches_its_definition_and_burn_under_autodiff() {
     let device = Device::flex().autodiff();
@@ -143,7 +144,7 @@ fn fused_training_batch_norm_matches_its_definition_and_burn_under_autodiff() {
                 ("running mean", relative_gap(fast.4, slow.4)),
                 ("running variance", relative_gap(fast.5, slow.5)),
             ];
-            for (what, gap) in to_burn.into_iter().filter(|_| !far_mean) {
+            for (what, gap) in to_burn.into_iter().filter(|_| !far_mean && !then_relu) {
                 assert!(gap < 5e-3, "{case}: {what} differs from burn's layer by {gap:e} of scale");
             }
         }
