@@ -9,6 +9,32 @@ scrape_metrics() { # file: the server's Prometheus text now (the HTTP header lin
     head -n 1 "$1" | grep -q '^HTTP/1\.[01] 200' || die "the server's metrics endpoint answered: $(head -n 1 "$1")"
 }
 
+# Established connections whose client end is in the cloud's namespace: the loading phones
+# only (the measured phone's end is in its own namespace). `infer` connects once its models,
+# engine and data are loaded, and sends at once.
+flooders_connected() {
+    ip netns exec "$CLOUD_NS" ss -Htn state established "( dport = :$PORT )" | wc -l
+}
+
+# Returns once every loading phone is connected and the server has answered three requests
+# per phone; dies after 120 s.
+wait_for_flooders() {
+    local deadline=$(( $(date +%s) + 120 )) connected=0 answered=0
+    while :; do
+        for pid in "${LOAD_PIDS[@]}"; do
+            kill -0 "$pid" 2>/dev/null || die "a loading phone stopped early: $(cat "$TMP"/flooder-*.log | head -n 3)"
+        done
+        connected=$(flooders_connected)
+        if [ "$connected" -ge "$FLOODERS" ]; then
+            scrape_metrics "$TMP/metrics-warmup.txt"
+            answered=$(awk '/^bottlenet_requests_total\{/ { n += $2 } END { print n + 0 }' "$TMP/metrics-warmup.txt")
+            [ "$answered" -ge $(( 3 * FLOODERS )) ] && return 0
+        fi
+        [ "$(date +%s)" -lt "$deadline" ] || die "the $FLOODERS loading phones were not all sending after 120 s ($connected connected, $answered requests answered)"
+        sleep 0.2
+    done
+}
+
 [ "$SHAPER" = netem ] || [ "$SHAPER" = tbf ] || die "--adapt needs a shaped link"
 # Each phase's rate: a preset's, recovered from select as the rows do, or the number given.
 RATES=()
@@ -33,15 +59,19 @@ LOAD_PIDS=()
 if [[ " ${ADAPT_PHASES[*]} " == *+load* ]]; then
     # Other phones, in the cloud's namespace (their traffic never crosses the shaped link),
     # on the bundle's first split: they queue where this phone's split requests queue.
-    # Started now and paused once they are sending, so that a "+load" phase's load begins
-    # at once (SIGCONT) rather than after twelve model loads, and ends at once (SIGSTOP).
+    # Started now and paused once every one of them is sending, so that a "+load" phase's
+    # load begins at once (SIGCONT) and ends at once (SIGSTOP). A fixed wait is not enough:
+    # each phone's start-up (models, engine, data) costs about 0.4 s of CPU, and twenty-four
+    # of them left over for the phase starved the server at its start, so its split went idle
+    # for two seconds inside the loaded phase (seen in CI) and the measured phone rightly
+    # came back to it.
     for n in $(seq "$FLOODERS"); do
         "${IN_CLOUD[@]}" "$BIN" infer --server "$SCHEME://$CLOUD_IP:$PORT" "${TLS_INFER[@]}" --bundle "$BUNDLE" \
             "${DATA_ARGS[@]}" --json >/dev/null 2>"$TMP/flooder-$n.log" &
         LOAD_PIDS+=($!)
         PIDS+=($!)
     done
-    sleep 2
+    wait_for_flooders
     for pid in "${LOAD_PIDS[@]}"; do
         kill -STOP "$pid" 2>/dev/null || die "a loading phone stopped early: $(cat "$TMP"/flooder-*.log | head -n 3)"
     done
