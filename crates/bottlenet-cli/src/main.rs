@@ -51,13 +51,13 @@ struct Cli {
     /// Kernels of the convolutions on the flex CPU device (training and search steps, evaluation,
     /// `--engine burn`): onednn (oneDNN, the default where the build linked Debian's libdnnl-dev)
     /// or burn (flex's own). docs/engines.md compares them.
-    #[arg(long, global = true, value_name = "onednn|burn")]
-    conv_kernels: Option<String>,
+    #[arg(long, global = true, value_name = "onednn|burn", value_parser = bottlenet_model::ConvKernels::parse)]
+    conv_kernels: Option<bottlenet_model::ConvKernels>,
     /// Kernels of training BatchNorm (and the ReLU after it) on the flex CPU device: fused (one
     /// operation forward and one backward, the default) or burn (burn's element-wise
     /// composition). docs/engines.md compares them.
-    #[arg(long, global = true, value_name = "fused|burn")]
-    norm_kernels: Option<String>,
+    #[arg(long, global = true, value_name = "fused|burn", value_parser = bottlenet_model::NormKernels::parse)]
+    norm_kernels: Option<bottlenet_model::NormKernels>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,23 +128,12 @@ fn main() {
     if let Some(reason) = reexec_failure {
         tracing::debug!("{reason}");
     }
-    if let Some(kernels) = &cli.conv_kernels {
-        match bottlenet_model::ConvKernels::parse(kernels) {
-            Ok(kernels) => bottlenet_model::set_conv_kernels(kernels),
-            Err(error) => {
-                eprintln!("error: --conv-kernels: {error}");
-                std::process::exit(2);
-            }
-        }
+    // Both parsed by clap (a bad value is its one-line error, exit 2), set before any work.
+    if let Some(kernels) = cli.conv_kernels {
+        bottlenet_model::set_conv_kernels(kernels);
     }
-    if let Some(kernels) = &cli.norm_kernels {
-        match bottlenet_model::NormKernels::parse(kernels) {
-            Ok(kernels) => bottlenet_model::set_norm_kernels(kernels),
-            Err(error) => {
-                eprintln!("error: --norm-kernels: {error}");
-                std::process::exit(2);
-            }
-        }
+    if let Some(kernels) = cli.norm_kernels {
+        bottlenet_model::set_norm_kernels(kernels);
     }
     let spin = std::env::var("GOMP_SPINCOUNT").unwrap_or_else(|_| "libgomp's default".into());
     tracing::debug!(conv_kernels = bottlenet_model::conv_kernels().name(), norm_kernels = bottlenet_model::norm_kernels().name(), gomp_spincount = %spin, "kernels on flex");
