@@ -1,7 +1,8 @@
 //! Which engine runs a bundle's halves for inference (`--engine` of `serve`, `infer`, `profile`,
-//! `demo` and `bench`): on the CPU, XNNPACK where the build found it (cargo feature `xnnpack`,
-//! [`crate::xnnpack_engine`]), else tract (feature `tract`, [`crate::tract_engine`]), else burn;
-//! on a GPU `--device`, burn. Training always runs on burn.
+//! `demo` and `bench`): on the CPU, where both are built, the faster of XNNPACK (cargo feature
+//! `xnnpack`, [`crate::xnnpack_engine`]) and tract (feature `tract`, [`crate::tract_engine`]) on
+//! each graph, timed at load ([`crate::engine_trial`]); else whichever of them is built, else
+//! burn; on a GPU `--device`, burn. Training always runs on burn.
 
 /// The tract release the engine is built on: the exact `=` pin of `tract-onnx` in the workspace's
 /// Cargo.toml (change both together).
@@ -39,10 +40,13 @@ fn parse_parallel_min_mfma(text: &str) -> bottlenet_runtime::Result<f64> {
 /// Which engine runs a bundle's halves for inference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
+    /// XNNPACK and tract both plan every exported graph, each is timed at load, and the faster
+    /// runs it (the default on `--device flex` where both are built).
+    Auto,
     /// XNNPACK on the CPU: the exported ONNX graphs as NHWC operators (the default on `--device
-    /// flex` where the build found Debian's libxnnpack-dev).
+    /// flex` where the build found Debian's libxnnpack-dev and has no tract).
     Xnnpack,
-    /// tract on the CPU: the exported ONNX graphs (the default on `--device flex` otherwise).
+    /// tract on the CPU: the exported ONNX graphs (the default on `--device flex` without XNNPACK).
     Tract,
     /// burn on `--device` (flex, wgpu, cuda, ndarray): the modules as trained.
     Burn,
@@ -57,13 +61,13 @@ pub fn xnnpack_built() -> bool {
 }
 
 impl Engine {
-    /// `requested`, else the fastest engine built in for the CPU (XNNPACK, then tract) and burn
-    /// on any other device. The CPU engines are refused in one line with a GPU device or where
-    /// they are not built in.
+    /// `requested`, else on the CPU the faster of XNNPACK and tract per graph where both are
+    /// built in (`auto`), else the one built in, and burn on any other device. The CPU engines
+    /// are refused in one line with a GPU device or where they are not built in.
     pub fn resolve(requested: Option<Engine>, device: bottlenet_model::DeviceChoice) -> anyhow::Result<Engine> {
         let on_cpu = device == bottlenet_model::DeviceChoice::Flex;
         match requested {
-            Some(engine @ (Engine::Tract | Engine::Xnnpack)) if !on_cpu => {
+            Some(engine @ (Engine::Auto | Engine::Tract | Engine::Xnnpack)) if !on_cpu => {
                 anyhow::bail!("--engine {engine} runs on the CPU only; pass --device flex with it, or --engine burn to run on {device}")
             }
             Some(Engine::Tract) if !cfg!(feature = "tract") => {
@@ -72,7 +76,11 @@ impl Engine {
             Some(Engine::Xnnpack) if !xnnpack_built() => {
                 anyhow::bail!("--engine xnnpack is not in this binary: install Debian's libxnnpack-dev and libpthreadpool-dev and rebuild (feature `xnnpack`), or pass --engine tract")
             }
+            Some(Engine::Auto) if !(cfg!(feature = "tract") && xnnpack_built()) => {
+                anyhow::bail!("--engine auto times XNNPACK against tract and this binary lacks one of them: pass --engine tract or --engine xnnpack (XNNPACK needs Debian's libxnnpack-dev and libpthreadpool-dev, and the features tract and xnnpack)")
+            }
             Some(engine) => Ok(engine),
+            None if on_cpu && xnnpack_built() && cfg!(feature = "tract") => Ok(Engine::Auto),
             None if on_cpu && xnnpack_built() => Ok(Engine::Xnnpack),
             None if on_cpu && cfg!(feature = "tract") => Ok(Engine::Tract),
             None => Ok(Engine::Burn),
@@ -83,6 +91,7 @@ impl Engine {
     pub fn describe(self) -> String {
         let small = format!("graphs under {:.0} MFMA on one thread", PARALLEL_MIN_FMA / 1e6);
         match self {
+            Engine::Auto => format!("the faster of XNNPACK {XNNPACK_VERSION} and tract {TRACT_VERSION} on each graph, timed at load (exported ONNX halves, BatchNorm folded; {small})"),
             Engine::Xnnpack => format!("XNNPACK {XNNPACK_VERSION} (exported ONNX halves, BatchNorm folded, NHWC; {small})"),
             Engine::Tract => format!("tract {TRACT_VERSION} (exported ONNX halves, BatchNorm folded; {small})"),
             Engine::Burn => "burn".to_string(),
@@ -93,6 +102,7 @@ impl Engine {
 impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Engine::Auto => "auto",
             Engine::Xnnpack => "xnnpack",
             Engine::Tract => "tract",
             Engine::Burn => "burn",
@@ -108,7 +118,9 @@ mod tests {
     #[test]
     fn the_cpu_defaults_to_the_fastest_engine_built_in_and_a_gpu_to_burn() {
         let cpu = Engine::resolve(None, DeviceChoice::Flex).unwrap();
-        let expected = if xnnpack_built() {
+        let expected = if xnnpack_built() && cfg!(feature = "tract") {
+            Engine::Auto
+        } else if xnnpack_built() {
             Engine::Xnnpack
         } else if cfg!(feature = "tract") {
             Engine::Tract
@@ -118,7 +130,7 @@ mod tests {
         assert_eq!(cpu, expected);
         assert_eq!(Engine::resolve(None, DeviceChoice::Wgpu).unwrap(), Engine::Burn);
         assert_eq!(Engine::resolve(Some(Engine::Burn), DeviceChoice::Flex).unwrap(), Engine::Burn);
-        for engine in [Engine::Tract, Engine::Xnnpack] {
+        for engine in [Engine::Auto, Engine::Tract, Engine::Xnnpack] {
             let refused = Engine::resolve(Some(engine), DeviceChoice::Cuda).unwrap_err().to_string();
             assert!(refused.contains("--device flex") && !refused.contains('\n'), "{refused}");
         }

@@ -1,6 +1,7 @@
 //! An exported ONNX graph (a half or the unsplit network, BatchNorm folded) run by one of the CPU
 //! engines that take the exported graphs: XNNPACK or tract ([`crate::engine::Engine`]). The
-//! serving sides hold these; the engine is chosen once per process.
+//! serving sides hold these; the engine is chosen once per process, and under `--engine auto`
+//! once per graph ([`crate::engine_trial`]).
 
 use crate::engine::Engine;
 use bottlenet_model::onnx::OnnxModel;
@@ -23,6 +24,8 @@ impl ExportedGraph {
             Engine::Xnnpack => crate::xnnpack_engine::XnnpackGraph::load(model).map(Self::Xnnpack),
             #[cfg(feature = "tract")]
             Engine::Tract => crate::tract_engine::TractGraph::load(model).map(Self::Tract),
+            #[cfg(all(feature = "xnnpack", feature = "tract"))]
+            Engine::Auto => crate::engine_trial::load_faster(model),
             other => {
                 drop(model);
                 Err(Error::InvalidArgument(format!("{other} does not run exported graphs in this binary")))
@@ -30,8 +33,17 @@ impl ExportedGraph {
         }
     }
 
+    /// The engine that planned this graph (never `auto`).
+    pub fn engine(&self) -> Engine {
+        match self {
+            #[cfg(feature = "xnnpack")]
+            Self::Xnnpack(_) => Engine::Xnnpack,
+            #[cfg(feature = "tract")]
+            Self::Tract(_) => Engine::Tract,
+        }
+    }
+
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
-    #[cfg(feature = "server")]
     pub fn sample_shape(&self) -> &[usize] {
         match self {
             #[cfg(feature = "xnnpack")]

@@ -26,6 +26,8 @@ mod tract_pool;
 mod wire_meter;
 #[cfg(feature = "exported-graphs")]
 mod exported_graph;
+#[cfg(all(feature = "xnnpack", feature = "tract"))]
+mod engine_trial;
 #[cfg(feature = "xnnpack")]
 mod xnnpack_engine;
 

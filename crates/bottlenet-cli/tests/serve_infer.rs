@@ -22,6 +22,10 @@ mod tract_pool;
 #[allow(dead_code)]
 #[path = "../src/exported_graph.rs"]
 mod exported_graph;
+#[cfg(all(feature = "xnnpack", feature = "tract"))]
+#[allow(dead_code)]
+#[path = "../src/engine_trial.rs"]
+mod engine_trial;
 #[cfg(feature = "xnnpack")]
 #[allow(dead_code)]
 #[path = "../src/xnnpack_engine.rs"]
@@ -212,6 +216,22 @@ fn xnnpack_engine_gives_burns_answers_on_the_shipped_bundle() {
         return;
     }
     exported_engine_gives_burns_answers(engine::Engine::Xnnpack);
+}
+
+/// `--engine auto` (the CPU default where both are built): each graph on whichever of XNNPACK
+/// and tract was faster at load, with burn's answers all the same.
+#[cfg(all(feature = "xnnpack", feature = "tract"))]
+#[test]
+fn auto_engine_gives_burns_answers_on_the_shipped_bundle() {
+    if !engine::xnnpack_built() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs libxnnpack-dev, yet this build has no XNNPACK");
+        let refused = engine::Engine::resolve(Some(engine::Engine::Auto), DeviceChoice::Flex).unwrap_err().to_string();
+        assert!(refused.contains("libxnnpack-dev") && !refused.contains('\n'), "{refused}");
+        eprintln!("checked the refusal only: this build has no XNNPACK");
+        return;
+    }
+    assert_eq!(engine::Engine::resolve(None, DeviceChoice::Flex).unwrap(), engine::Engine::Auto);
+    exported_engine_gives_burns_answers(engine::Engine::Auto);
 }
 
 #[cfg(feature = "exported-graphs")]

@@ -1,7 +1,7 @@
 //! The exported ONNX graphs in tract, the pure-Rust engine of cargo feature `tract`
 //! (a default feature, so the README's test command runs it): the shipped bundle's
 //! phone half, server half and full network, as `bottlenet export` writes them, give flex's outputs
-//! within 1e-4 on real test images; `bench --only engines` reports tract and XNNPACK (where built)
+//! within 1e-4 on real test images; `bench --only engines` reports tract, XNNPACK and auto (where built)
 //! beside flex; and
 //! `bench --only tract-ops` times every node of tract's plans and counts their arithmetic.
 #![cfg(feature = "tract")]
@@ -110,7 +110,8 @@ fn bench_engines_reports_flex_tract_and_xnnpack_side_by_side() {
     // XNNPACK is timed where the build found Debian's libxnnpack-dev, which CI installs.
     let with_xnnpack = figures.iter().any(|f| f["name"].as_str().unwrap().contains(", xnnpack "));
     assert!(with_xnnpack || std::env::var_os("CI").is_none(), "CI installs libxnnpack-dev, yet bench engines timed no xnnpack: {report}");
-    let engines: &[&str] = if with_xnnpack { &[", tract 0.", ", xnnpack "] } else { &[", tract 0."] };
+    // With XNNPACK, `auto` too: on each graph the one of the two it kept.
+    let engines: &[&str] = if with_xnnpack { &[", tract 0.", ", xnnpack ", ", auto ("] } else { &[", tract 0."] };
     // ResNet-50 RB1 and the bundle's RB1: phone half, server half, full network; flex, then
     // each exported-graph engine.
     assert_eq!(figures.len(), 6 * (1 + engines.len()), "{report}");
@@ -127,6 +128,10 @@ fn bench_engines_reports_flex_tract_and_xnnpack_side_by_side() {
             // "… (2.3e-6 of it)": the largest difference relative to the output's scale.
             let relative: f64 = note.rsplit('(').next().unwrap().split(' ').next().unwrap().parse().unwrap();
             assert!(relative < 1e-4, "{name}: {short} and flex differ by {relative} of the output's scale");
+        }
+        if with_xnnpack {
+            let auto = group[3]["name"].as_str().unwrap();
+            assert!(auto.ends_with("(xnnpack)") || auto.ends_with("(tract)"), "{auto}: auto must name the engine it kept");
         }
         for f in group {
             assert_eq!(f["group"], "engines");

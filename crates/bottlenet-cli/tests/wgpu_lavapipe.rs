@@ -30,6 +30,10 @@ mod tract_pool;
 #[allow(dead_code)]
 #[path = "../src/exported_graph.rs"]
 mod exported_graph;
+#[cfg(all(feature = "xnnpack", feature = "tract"))]
+#[allow(dead_code)]
+#[path = "../src/engine_trial.rs"]
+mod engine_trial;
 #[cfg(feature = "xnnpack")]
 #[allow(dead_code)]
 #[path = "../src/xnnpack_engine.rs"]

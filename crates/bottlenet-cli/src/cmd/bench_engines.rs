@@ -11,7 +11,8 @@
 //! * the bundle (`--bundle`, the shipped `models/fashion-compact`), its first split: the same three
 //!   on the first embedded Fashion-MNIST test image.
 //!
-//! The engines take turns, one run each, so a noisy machine slows them alike.
+//! The engines take turns, one run each, so a noisy machine slows them alike. `auto` is timed
+//! too: it must come out as the faster of the other two on each graph.
 
 use super::bench::{Bench, figure, time};
 use anyhow::{Context, Result, anyhow, bail};
@@ -29,11 +30,12 @@ const GROUP: &str = "engines";
 /// magnitude, at least 1): random ResNet-50 weights give logits in the tens.
 const TOLERANCE: f32 = 1e-4;
 
-/// The exported-graph engines this binary holds: tract, and XNNPACK where it was found.
+/// The exported-graph engines this binary holds: tract, and XNNPACK where it was found, then
+/// `auto` (the faster of the two on each graph, timed at load: the CPU default).
 fn exported_engines() -> Vec<Engine> {
     let mut engines = vec![Engine::Tract];
     if xnnpack_built() {
-        engines.push(Engine::Xnnpack);
+        engines.extend([Engine::Xnnpack, Engine::Auto]);
     }
     engines
 }
@@ -43,6 +45,7 @@ fn engine_label(engine: Engine) -> String {
     match engine {
         Engine::Xnnpack => format!("xnnpack {XNNPACK_VERSION}"),
         Engine::Tract => format!("tract {TRACT_VERSION}"),
+        Engine::Auto => "auto (the faster per graph)".into(),
         Engine::Burn => "burn flex".into(),
     }
 }
@@ -218,7 +221,12 @@ impl Bench<'_> {
         let flex_median = flex_figure.median;
         self.push(flex_figure);
         for ((case, ms), diff) in graphs.iter().zip(engine_ms).zip(diffs) {
-            let mut engine_figure = figure(GROUP, format!("{what}, {}", engine_label(case.engine)), "ms", ms, String::new());
+            // `auto` names the engine it kept for this graph.
+            let label = match case.engine {
+                Engine::Auto => format!("auto ({})", case.graph.engine()),
+                engine => engine_label(engine),
+            };
+            let mut engine_figure = figure(GROUP, format!("{what}, {label}"), "ms", ms, String::new());
             engine_figure.note = format!("flex/{} {:.2}x; max |{0} - flex| {diff:.2e} at output scale {scale:.3} ({:.1e} of it)", case.engine, flex_median / engine_figure.median, diff / scale);
             self.push(engine_figure);
         }

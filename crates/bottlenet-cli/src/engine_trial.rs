@@ -1,0 +1,98 @@
+//! `--engine auto`, the CPU default where both engines are built in: every exported graph is
+//! planned on XNNPACK and on tract, each plan is timed on this machine at load, and the faster
+//! one is kept (the slower is dropped at once). Which engine wins depends on the host and on the
+//! graph: on an AVX-512 Intel host XNNPACK won every ResNet-50 graph; on an AVX2 AMD EPYC host it
+//! won the RB1 phone half (14–17 ms against tract's 20–22) and lost the server half (127–134
+//! against 99–123) and the full network (docs/engines.md, "One engine per graph"). Both answer
+//! within 1e-4 of burn flex, so the choice never changes an answer beyond that.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::Engine;
+use crate::exported_graph::ExportedGraph;
+use bottlenet_model::onnx::OnnxModel;
+use bottlenet_runtime::Result;
+
+/// Timed runs per engine (after one untimed run each), taking turns so that a noisy host slows
+/// both alike.
+const TRIAL_ROUNDS: usize = 3;
+
+/// After this much trial time no further round starts (a big graph on a slow phone): one timed
+/// run each is then the evidence.
+const TRIAL_BUDGET: Duration = Duration::from_millis(1500);
+
+/// Plans `model` on XNNPACK and on tract and keeps the faster at batch 1 (the phone's batch, and
+/// the server's under light load). An engine that cannot plan the graph (XNNPACK refuses an
+/// operator it lacks) leaves the other; when neither can, tract's refusal is returned.
+pub fn load_faster(model: OnnxModel) -> Result<ExportedGraph> {
+    let xnnpack = ExportedGraph::load(Engine::Xnnpack, model.clone());
+    let tract = ExportedGraph::load(Engine::Tract, model);
+    let (xnnpack, tract) = match (xnnpack, tract) {
+        (Ok(x), Ok(t)) => (x, t),
+        (Ok(x), Err(e)) => {
+            tracing::info!(error = %e, "tract cannot plan this graph; XNNPACK runs it");
+            return Ok(x);
+        }
+        (Err(e), Ok(t)) => {
+            tracing::info!(error = %e, "XNNPACK cannot plan this graph; tract runs it");
+            return Ok(t);
+        }
+        (Err(_), Err(e)) => return Err(e),
+    };
+    let input = vec![0.0f32; xnnpack.sample_shape().iter().product()];
+    let candidates = [xnnpack, tract];
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for graph in &candidates {
+        graph.run(1, input.clone())?;
+    }
+    let start = Instant::now();
+    for _ in 0..TRIAL_ROUNDS {
+        for (graph, samples) in candidates.iter().zip(times.iter_mut()) {
+            let t = Instant::now();
+            graph.run(1, input.clone())?;
+            samples.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        if start.elapsed() >= TRIAL_BUDGET {
+            break;
+        }
+    }
+    let [xnnpack_ms, tract_ms] = times.each_ref().map(|samples| median(samples));
+    let winner = faster([xnnpack_ms, tract_ms]);
+    let [on_xnnpack, on_tract] = candidates;
+    let chosen = if winner == 0 {
+        drop(on_tract);
+        on_xnnpack
+    } else {
+        drop(on_xnnpack);
+        on_tract
+    };
+    tracing::info!(input = ?chosen.sample_shape(), xnnpack_ms, tract_ms, chosen = %chosen.engine(), "engine chosen for an exported graph (timed at load, batch 1)");
+    Ok(chosen)
+}
+
+/// The index of the faster of (XNNPACK, tract) by median time; a tie keeps XNNPACK.
+fn faster(median_ms: [f64; 2]) -> usize {
+    usize::from(median_ms[1] < median_ms[0])
+}
+
+/// The median of a non-empty sample (the lesser middle one of an even count).
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[(sorted.len() - 1) / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lower_median_wins_and_a_tie_keeps_xnnpack() {
+        assert_eq!(faster([14.4, 19.8]), 0);
+        assert_eq!(faster([127.2, 98.8]), 1);
+        assert_eq!(faster([5.0, 5.0]), 0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0]), 1.0);
+        assert_eq!(median(&[7.0]), 7.0);
+    }
+}
