@@ -70,5 +70,4 @@ unsafe extern "C" {
 #[link(name = "pthreadpool")]
 unsafe extern "C" {
     pub(crate) fn pthreadpool_create(threads: usize) -> ThreadPool;
-    pub(crate) fn pthreadpool_destroy(pool: ThreadPool);
 }

@@ -4,8 +4,13 @@
 //! * an operator keeps the input and output pointers it was set up with and reads or writes them
 //!   on every run, so no buffer is reallocated, moved or freed between [`Network::prepare`]
 //!   (which sets every operator up again after resizing) and the runs that follow it;
-//! * operators are deleted before the thread pool they ran on is destroyed, and both before the
-//!   buffers are freed (`Drop`);
+//! * operators are deleted before the buffers are freed (`Drop`); the thread pools they run on
+//!   are never destroyed ([`shared_pool`]), so no operator outlives its pool;
+//! * every network of a process with the same thread count runs on one pthreadpool: pthreadpool
+//!   serializes the calls of several threads on one pool (`pthreadpool.h`), and a pool's workers
+//!   spin for a while after each call, so two pools taking turns would each find the other's
+//!   workers still spinning on the cores (measured: a second network's phone half at 24–29 ms
+//!   against 14–16 ms on its own pool, docs/engines.md);
 //! * a network runs through `&mut self` only, so no two runs share its buffers.
 #![allow(unsafe_code)]
 
@@ -58,8 +63,8 @@ pub struct Network {
 }
 
 // SAFETY: XNNPACK's operators and pthreadpool's pool are plain heap objects, not bound to the
-// thread that made them; a `Network` runs them only through `&mut self`, never from two threads
-// at once.
+// thread that made them; a `Network` runs its operators only through `&mut self`, never from two
+// threads at once, and the pool it shares with other networks serializes their calls.
 unsafe impl Send for Network {}
 
 /// Assigns each value a buffer: a value's buffer is free again after its last reader ran, and
@@ -107,16 +112,7 @@ impl NetworkBuilder {
         #[cfg(xnnpack_linked)]
         {
             initialize()?;
-            let pool = if threads > 1 {
-                // SAFETY: creates a pool of `threads` workers; null on failure (checked).
-                let pool = unsafe { ffi::pthreadpool_create(threads) };
-                if pool.is_null() {
-                    return Err(Error::Invalid(format!("could not start a thread pool of {threads} threads")));
-                }
-                pool
-            } else {
-                std::ptr::null_mut()
-            };
+            let pool = if threads > 1 { shared_pool(threads)? } else { std::ptr::null_mut() };
             let mut network = Network { values: self.values.clone(), output, slot_of, slot_len, buffers, prepared: 0, multiply_adds: self.multiply_adds, threads: threads.max(1), operators: Vec::new(), pool };
             for (i, layer) in self.layers.into_iter().enumerate() {
                 let made = ValueId(i + 1);
@@ -212,11 +208,37 @@ impl Drop for Network {
             // SAFETY: each handle came from a successful create and is deleted once.
             unsafe { ffi::xnn_delete_operator(operator.handle) };
         }
-        if !self.pool.is_null() {
-            // SAFETY: no operator runs on it any more; destroyed once.
-            unsafe { ffi::pthreadpool_destroy(self.pool) };
-        }
+        // The pool is shared and outlives every network ([`shared_pool`]).
     }
+}
+
+/// A pool's address, kept in [`POOLS`].
+#[cfg(xnnpack_linked)]
+struct PoolHandle(ffi::ThreadPool);
+
+// SAFETY: a pthreadpool is a heap object usable from any thread; calls from several threads on
+// one pool are serialized by pthreadpool itself (`pthreadpool.h`).
+#[cfg(xnnpack_linked)]
+unsafe impl Send for PoolHandle {}
+
+/// The process's pools, one per thread count, created on first use and never destroyed.
+#[cfg(xnnpack_linked)]
+static POOLS: std::sync::Mutex<Vec<(usize, PoolHandle)>> = std::sync::Mutex::new(Vec::new());
+
+/// The process's pool of `threads` workers (see the module's invariants).
+#[cfg(xnnpack_linked)]
+fn shared_pool(threads: usize) -> Result<ffi::ThreadPool> {
+    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, pool)) = pools.iter().find(|(n, _)| *n == threads) {
+        return Ok(pool.0);
+    }
+    // SAFETY: creates a pool of `threads` workers; null on failure (checked).
+    let pool = unsafe { ffi::pthreadpool_create(threads) };
+    if pool.is_null() {
+        return Err(Error::Invalid(format!("could not start a thread pool of {threads} threads")));
+    }
+    pools.push((threads, PoolHandle(pool)));
+    Ok(pool)
 }
 
 #[cfg(xnnpack_linked)]

@@ -11,7 +11,8 @@
 //! * the bundle (`--bundle`, the shipped `models/fashion-compact`), its first split: the same three
 //!   on the first embedded Fashion-MNIST test image.
 //!
-//! The engines take turns, one run each, so a noisy machine slows them alike. `auto` is timed
+//! The engines take turns, one timed run each (after an untimed one), so a noisy machine slows
+//! them alike. `auto` is timed
 //! too: it must come out as the faster of the other two on each graph.
 
 use super::bench::{Bench, figure, time};
@@ -211,10 +212,13 @@ impl Bench<'_> {
         }
         let mut flex_ms = Vec::with_capacity(runs);
         let mut engine_ms = vec![Vec::with_capacity(runs); graphs.len()];
+        // Each timed run follows an untimed one of the same engine: a thread pool's workers spin
+        // for a while after each run (pthreadpool's, rayon's), and a run right after another
+        // engine's would pay for those cores.
         for _ in 0..runs {
-            flex_ms.extend(time(0, 1, 1e3, &mut run_flex)?);
+            flex_ms.extend(time(1, 1, 1e3, &mut run_flex)?);
             for (case, ms) in graphs.iter().zip(&mut engine_ms) {
-                ms.extend(time(0, 1, 1e3, &mut || case.run().map(drop))?);
+                ms.extend(time(1, 1, 1e3, &mut || case.run().map(drop))?);
             }
         }
         let flex_figure = figure(GROUP, format!("{what}, burn flex"), "ms", flex_ms, String::new());
