@@ -1,10 +1,11 @@
 //! `--engine auto`, the CPU default where both engines are built in: every exported graph is
 //! planned on XNNPACK and on tract, each plan is timed on this machine at load, and the faster
 //! one is kept (the slower is dropped at once). Which engine wins depends on the host and on the
-//! graph: on an AVX-512 Intel host XNNPACK won every ResNet-50 graph; on an AVX2 AMD EPYC host it
-//! won the RB1 phone half (14–17 ms against tract's 20–22) and lost the server half (127–134
-//! against 99–123) and the full network (docs/engines.md, "One engine per graph"). Both answer
-//! within 1e-4 of burn flex, so the choice never changes an answer beyond that.
+//! graph: on a 2-core AMD EPYC (AVX2) XNNPACK won the ResNet-50 RB1 phone half (11.8–13.3 ms
+//! against tract's 13.3–21.6) and lost the server half (118–130 against 90–100) and the full
+//! network (docs/engines.md, "One engine per graph"), while session 15 had measured XNNPACK
+//! ahead on all three on an AVX-512 Xeon. Both answer within 1e-4 of burn flex, so the choice
+//! never changes an answer beyond that.
 
 use std::time::{Duration, Instant};
 
