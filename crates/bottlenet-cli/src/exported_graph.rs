@@ -34,6 +34,7 @@ impl ExportedGraph {
     }
 
     /// The engine that planned this graph (never `auto`).
+    #[cfg(any(feature = "full", all(feature = "xnnpack", feature = "tract")))]
     pub fn engine(&self) -> Engine {
         match self {
             #[cfg(feature = "xnnpack")]
@@ -43,7 +44,9 @@ impl ExportedGraph {
         }
     }
 
-    /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
+    /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`;
+    /// the engine trial's input).
+    #[cfg(any(feature = "server", all(feature = "xnnpack", feature = "tract")))]
     pub fn sample_shape(&self) -> &[usize] {
         match self {
             #[cfg(feature = "xnnpack")]

@@ -363,7 +363,7 @@ impl XnnpackGraph {
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
-    #[cfg(feature = "server")]
+    #[cfg(any(feature = "server", all(feature = "xnnpack", feature = "tract")))]
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
     }
