@@ -56,6 +56,15 @@ impl ExportedGraph {
         }
     }
 
+    /// Whether a run uses a thread pool (whose workers spin after it), not the calling thread.
+    #[cfg(all(feature = "xnnpack", feature = "tract"))]
+    pub fn on_pool(&self) -> bool {
+        match self {
+            Self::Xnnpack(g) => g.on_pool(),
+            Self::Tract(g) => g.on_pool(),
+        }
+    }
+
     /// Runs `n` samples laid end to end in `input` (row-major `[n, sample_shape…]`): the outputs
     /// laid end to end, and their shape (`[n, …]`).
     pub fn run(&self, n: usize, input: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>)> {

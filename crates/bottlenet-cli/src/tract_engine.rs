@@ -40,6 +40,10 @@ pub struct TractGraph {
     sample_shape: Vec<usize>,
     /// e.g. `bottlenet-resnet50-RB1-cloud`, for errors.
     name: String,
+    /// Whether the plan runs on rayon's pool (`Executor::RayonGlobal`) rather than the caller
+    /// (read by the engine trial, which needs XNNPACK too).
+    #[cfg(feature = "xnnpack")]
+    on_pool: bool,
 }
 
 impl std::fmt::Debug for TractGraph {
@@ -78,11 +82,18 @@ impl TractGraph {
         let separable_pools = crate::tract_pool::replace_max_pools(&mut typed).map_err(failed)?;
         let optimized = typed.into_optimized().map_err(failed)?;
         let multiply_adds = (0..optimized.nodes().len()).map(|id| node_multiply_adds(&optimized, id)).sum::<TractResult<f64>>().map_err(failed)?;
-        let executor = if rayon::current_num_threads() > 1 && multiply_adds >= parallel_min_fma()? { Executor::RayonGlobal } else { Executor::SingleThread };
+        let on_pool = rayon::current_num_threads() > 1 && multiply_adds >= parallel_min_fma()?;
+        let executor = if on_pool { Executor::RayonGlobal } else { Executor::SingleThread };
         tracing::debug!(graph = %name, mfma = multiply_adds / 1e6, ?executor, separable_pools, "tract plan");
         let options = RunOptions { executor: Some(executor), ..RunOptions::default() };
         let plan = optimized.into_runnable_with_options(&options).map_err(failed)?;
-        let graph = Self { plan, sample_shape, name };
+        let graph = Self {
+            plan,
+            sample_shape,
+            name,
+            #[cfg(feature = "xnnpack")]
+            on_pool,
+        };
         // One run on zeros now, so the first real request does not pay the plan's first-run
         // allocations (measured as a slow server, it would move `--split auto`'s choice).
         let per_sample: usize = graph.sample_shape.iter().product();
@@ -101,6 +112,12 @@ impl TractGraph {
     #[cfg(any(feature = "server", all(feature = "xnnpack", feature = "tract")))]
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
+    }
+
+    /// Whether a run uses a thread pool (whose workers spin after it), not the calling thread.
+    #[cfg(feature = "xnnpack")]
+    pub fn on_pool(&self) -> bool {
+        self.on_pool
     }
 
     /// Runs `n` samples laid end to end in `input` (row-major `[n, sample_shape…]`), one at a

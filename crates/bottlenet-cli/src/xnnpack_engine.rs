@@ -368,6 +368,12 @@ impl XnnpackGraph {
         &self.sample_shape
     }
 
+    /// Whether a run uses a thread pool (whose workers spin after it), not the calling thread.
+    #[cfg(feature = "tract")]
+    pub fn on_pool(&self) -> bool {
+        self.network.lock().unwrap_or_else(std::sync::PoisonError::into_inner).threads() > 1
+    }
+
     /// Runs `n` samples laid end to end in `input` (NCHW): the outputs laid end to end (NCHW),
     /// and their shape (`[n, …]`).
     pub fn run(&self, n: usize, input: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>)> {

@@ -12,8 +12,7 @@
 //!   on the first embedded Fashion-MNIST test image.
 //!
 //! The engines take turns, one timed run each (after an untimed one), so a noisy machine slows
-//! them alike. `auto` is timed
-//! too: it must come out as the faster of the other two on each graph.
+//! them alike. `auto` is timed too, named by the engine it kept for each graph.
 
 use super::bench::{Bench, figure, time};
 use anyhow::{Context, Result, anyhow, bail};
