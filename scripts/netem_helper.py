@@ -140,6 +140,13 @@ def slower_profile(mobile_file, factor, out_file):
 def same_path(a, b):
     return a.lower() == b.lower()
 
+def verdict(phase):
+    """The table's "ok": yes, or how much more than Algorithm 1's choice the final path costs."""
+    if phase["agrees"]:
+        return "yes"
+    over = phase.get("final_over_alg1_pct")
+    return "NO" if over is None else f"+{over:.1f}%"
+
 def metrics_at(path):
     """Per split (lower case): queue seconds sum and count, decode + tail seconds sum and batch
     count, from the server's Prometheus text."""
@@ -227,9 +234,16 @@ def adapt(bin_path, results, mobile, cloud, phases_file, log_file, summary_file,
         p["alg1"] = {r["candidate"]: r["latency_ms"] for r in rows}
         p["predicted"] = next(r["candidate"] for r in rows if r["chosen"])
         p["agrees"] = p["final"] is not None and same_path(p["final"], p["predicted"])
+        # How much more the phase's final path costs than Algorithm 1's choice, by Algorithm 1's
+        # own figures: a phone with hysteresis (10 %, ReselectConfig) rightly stays on a path
+        # that the best beats by less than that, so a near tie is not a wrong choice.
+        final_ms = next((ms for name, ms in p["alg1"].items() if p["final"] and same_path(name, p["final"])), None)
+        best_ms = p["alg1"][p["predicted"]]
+        p["final_over_alg1_pct"] = 100 * (final_ms / best_ms - 1) if final_ms is not None and best_ms > 0 else None
     print(f"--adapt: one `infer --split auto` run; TLS {meta['tls']}; shaper {meta['shaper']}; "
           f"final = the path that served the phase's last image; Alg1 = select at the phase's rate "
-          f"with the server's own time per path over the phase (paths nobody used: profiled x the load factor)")
+          f"with the server's own time per path over the phase (paths nobody used: profiled x the load factor); "
+          f"ok = yes, or how much more than Alg1's choice the final path costs by Alg1's figures")
     fmt = "{:<5} {:<12} {:>7} {:>6} {:<34} {:<22} {:<11} {:<11} {:>5}"
     print(fmt.format("phase", "spec", "Mbit/s", "images", "served", "switches (image: to)", "final", "Alg1", "ok"))
     for p in phases:
@@ -238,7 +252,7 @@ def adapt(bin_path, results, mobile, cloud, phases_file, log_file, summary_file,
             served += f", fell back {p['fallbacks']}"
         switches = ", ".join(f"{s['image']}: {s['to']}" for s in p["switches"]) or "none"
         print(fmt.format(p["phase"], p["spec"], f"{p['rate_mbps']:g}", p["images"], served, switches,
-                         p["final"] or "n/a", p["predicted"], "yes" if p["agrees"] else "NO"))
+                         p["final"] or "n/a", p["predicted"], verdict(p)))
     if json_out:
         with open(json_out, "w") as out:
             json.dump({"statistic": "adapt", "meta": meta, "phases": phases,

@@ -8,6 +8,7 @@
 //! not asserted (they are noisy on a shared machine): `docs/netem.md` reports them.
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
+use bottlenet_partition::ReselectConfig;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -258,26 +259,33 @@ fn sigint_mid_run_leaves_nothing_behind() {
 }
 
 /// Issue 14 item 4: `--split auto` under tc. One run through five timed phases, one change of
-/// conditions each — Wi-Fi's up-link; 3G's (the link gets slower); 3G's with the server loaded
-/// by twenty-four other phones (the server gets busy); 3G's again (it is idle again); Wi-Fi's (the
-/// link gets faster, which only the phone's up-link probes can show: its bottleneck frames are
-/// too small to time) — with the phone emulating a device 7× slower than this host (the paper's
-/// regime: a phone slower than its server; otherwise mobile-only wins everywhere here and
-/// nothing can change). In every phase the path that served the last image must be Algorithm
-/// 1's choice for that phase (select at the phase's rate, with the server's own time per path
-/// over the phase from its metrics: the conditions, not what the phone believed them to be),
-/// the choices must differ from phase to phase (or the test would show nothing), and the
-/// choice must change exactly once per change of conditions: never in the first phase, once
-/// in each other. (7× and 24 loading phones since XNNPACK made both halves faster: 8× and 12
-/// left the loaded phase within 2–8 % between RB1 and mobile-only, inside the phone's switching
-/// margin, and 6× the last Wi-Fi phase a near tie with cloud-only.)
+/// conditions each — Wi-Fi's up-link; 0.6 Mbit/s (the link gets slower); the same with the server
+/// loaded by twenty-four other phones (the server gets busy); 0.6 Mbit/s again (it is idle
+/// again); Wi-Fi's (the link gets faster, which only the phone's up-link probes can show: its
+/// bottleneck frames are too small to time) — with the phone emulating a device 16× slower than
+/// this host (the paper's regime: a phone slower than its server; otherwise mobile-only wins
+/// everywhere here and nothing can change).
+///
+/// In every phase the path that served the last image must be Algorithm 1's choice for that
+/// phase (select at the phase's rate, with the server's own time per path over the phase from
+/// its metrics: the conditions, not what the phone believed them to be), or cost less than the
+/// phone's hysteresis more than it by Algorithm 1's own figures (a phone rightly stays on a path
+/// that the best beats by less). The path must differ from phase to phase (or the test would
+/// show nothing), and change exactly once per change of conditions: never in the first phase,
+/// once in each other.
+///
+/// Why 0.6 Mbit/s and 16× (session 19) rather than 3G's 1.1 and 7×: the slow phase's winner,
+/// RB1, must beat both mobile-only and cloud-only by more than the 10 % hysteresis on any host.
+/// Its cost carries the server's time for a lone request, which CI's host measured at 3.3 ms
+/// (4.8× the profile) where this one measured 2.1; at 3G and 7× that left RB1 6.46 against
+/// mobile-only 6.32 ms on CI, a tie the phone kept. Here RB1 leads by 26–47 % (docs/netem.md).
 #[test]
 fn auto_follows_algorithm_1_across_two_rates_and_a_loaded_server() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !runnable() {
         return;
     }
-    let (report, _) = run_to_json(&["--adapt", "wifi,3g,3g+load,3g,wifi", "--phase-s", "4", "--slower-phone", "7", "--flooders", "24"]);
+    let (report, _) = run_to_json(&["--adapt", "wifi,0.6,0.6+load,0.6,wifi", "--phase-s", "4", "--slower-phone", "16", "--flooders", "24"]);
     assert_eq!(report["meta"]["tls"], "on", "TLS off");
     assert!(
         report["summary"]["uplink_probes"]["probes"].as_u64().unwrap_or(0) > 0,
@@ -287,16 +295,19 @@ fn auto_follows_algorithm_1_across_two_rates_and_a_loaded_server() {
     let phases = report["phases"].as_array().unwrap();
     assert_eq!(phases.len(), 5, "{report}");
     let name = |p: &Value, key: &str| p[key].as_str().unwrap_or("n/a").to_ascii_lowercase();
+    let hysteresis_pct = 100.0 * ReselectConfig::DEFAULT_HYSTERESIS;
     for (i, phase) in phases.iter().enumerate() {
         assert!(
             phase["images"].as_u64().unwrap() >= 20,
             "phase {i} answered too few images to judge: {phase}"
         );
-        assert_eq!(
-            name(phase, "final"),
-            name(phase, "predicted"),
-            "phase {i} ended on another path than Algorithm 1's choice: {phase}"
-        );
+        if name(phase, "final") != name(phase, "predicted") {
+            let over = phase["final_over_alg1_pct"].as_f64();
+            assert!(
+                over.is_some_and(|pct| pct < hysteresis_pct),
+                "phase {i} ended on a path that Algorithm 1's choice beats by {over:?} %, the phone's hysteresis is {hysteresis_pct} %: {phase}"
+            );
+        }
         let switches = phase["switches"].as_array().unwrap().len();
         let expected = usize::from(i > 0);
         assert_eq!(
@@ -306,9 +317,9 @@ fn auto_follows_algorithm_1_across_two_rates_and_a_loaded_server() {
         );
         if i > 0 {
             assert_ne!(
-                name(phase, "predicted"),
-                name(&phases[i - 1], "predicted"),
-                "phases {} and {i} have the same choice: the scenario shows nothing",
+                name(phase, "final"),
+                name(&phases[i - 1], "final"),
+                "phases {} and {i} ended on the same path: the scenario shows nothing",
                 i - 1
             );
         }
