@@ -8,11 +8,10 @@
 //! `y = γ·x̂ + β`, then `max(y, 0)` when ReLU is fused. The backward with `g = ∂L/∂y` (masked by
 //! `y > 0` under ReLU): `∂β = Σg`, `∂γ = Σg·x̂`, `∂x = γ/√(σ² + ε) · (g − ∂β/M − x̂·∂γ/M)`.
 //! The arithmetic is `f64` (the buffers stay `f32`); sums accumulate in vector lanes. Each
-//! task's loop runs under `pulp`'s run-time dispatch, so it is compiled for AVX-512 or AVX2
-//! where the CPU has them (the workspace builds for baseline x86-64, SSE2 only: the same loops
-//! were 24 % of a training step's samples there).
+//! task's loop is a `pulp` [`WithSimd`] run through the run-time dispatch, so it is compiled for
+//! AVX-512 or AVX2 where the CPU has them (the workspace builds for baseline x86-64, SSE2 only).
 
-use pulp::Arch;
+use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 /// The layout of one activation: `[batch, channels, plane]` with `plane = H·W`.
@@ -34,6 +33,7 @@ impl Layout {
     }
 
     /// The `plane`-long runs of channel `c`, one per batch item.
+    #[inline(always)]
     fn runs(self, values: &[f32], c: usize) -> impl Iterator<Item = &[f32]> {
         (0..self.batch).map(move |n| {
             let start = (n * self.channels + c) * self.plane;
@@ -52,6 +52,134 @@ pub(crate) struct ChannelStats {
     pub inv_std: f64,
 }
 
+// Each loop below is a `WithSimd` whose `with_simd` is `#[inline(always)]`: pulp inlines it into
+// a function compiled for AVX2 (or AVX-512), so the loop is vectorised for that instruction set.
+// A closure handed to `Arch::dispatch` is not: its body stays a function of its own, compiled for
+// the baseline (SSE2), and that is what the training step ran before session 19 (perf showed
+// `cvtss2sd`/`mulsd` on `xmm` registers in these loops, 23 % of the step's samples on an AVX2 host).
+
+/// `Σx` and `Σx²` of one channel.
+struct ChannelSums<'a> {
+    x: &'a [f32],
+    layout: Layout,
+    channel: usize,
+}
+
+impl WithSimd for ChannelSums<'_> {
+    type Output = (f64, f64);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) -> (f64, f64) {
+        self.layout.runs(self.x, self.channel).fold((0.0, 0.0), |(s, q), run| {
+            let [rs, rq] = lane_sums_pairs(run, run, |v, _| {
+                let v = f64::from(v);
+                [v, v * v]
+            });
+            (s + rs, q + rq)
+        })
+    }
+}
+
+/// `y = max?(x·scale + shift)` over one run of one channel.
+struct NormalizeRun<'a> {
+    input: &'a [f32],
+    out: &'a mut [f32],
+    scale: f64,
+    shift: f64,
+    relu: bool,
+}
+
+impl WithSimd for NormalizeRun<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let (scale, shift) = (self.scale, self.shift);
+        if self.relu {
+            for (o, &v) in self.out.iter_mut().zip(self.input) {
+                *o = ((f64::from(v) * scale + shift) as f32).max(0.0);
+            }
+        } else {
+            for (o, &v) in self.out.iter_mut().zip(self.input) {
+                *o = (f64::from(v) * scale + shift) as f32;
+            }
+        }
+    }
+}
+
+/// One channel's constants for the backward: its statistics, `γ`, `β` and whether ReLU followed.
+#[derive(Clone, Copy)]
+struct ChannelBackward {
+    stats: ChannelStats,
+    gamma: f64,
+    beta: f64,
+    relu: bool,
+}
+
+impl ChannelBackward {
+    /// `x̂` of `v`, and the gradient `g` that reaches the BatchNorm's output through ReLU's mask
+    /// (recomputed from `x`). In f64: `x − μ` of a channel far from zero mean keeps its digits.
+    #[inline(always)]
+    fn masked(self, v: f32, g: f32) -> (f64, f64) {
+        let normalized = (f64::from(v) - self.stats.mean) * self.stats.inv_std;
+        let g = if self.relu && normalized * self.gamma + self.beta <= 0.0 { 0.0 } else { f64::from(g) };
+        (normalized, g)
+    }
+}
+
+/// `Σg` and `Σg·x̂` of one channel.
+struct GradientSums<'a> {
+    x: &'a [f32],
+    grad_y: &'a [f32],
+    layout: Layout,
+    channel: usize,
+    constants: ChannelBackward,
+}
+
+impl WithSimd for GradientSums<'_> {
+    type Output = (f64, f64);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) -> (f64, f64) {
+        let constants = self.constants;
+        let (mut sum_g, mut sum_g_normalized) = (0.0f64, 0.0f64);
+        for (xs, gs) in self.layout.runs(self.x, self.channel).zip(self.layout.runs(self.grad_y, self.channel)) {
+            let [rg, rgn] = lane_sums_pairs(xs, gs, |v, g| {
+                let (normalized, g) = constants.masked(v, g);
+                [g, g * normalized]
+            });
+            sum_g += rg;
+            sum_g_normalized += rgn;
+        }
+        (sum_g, sum_g_normalized)
+    }
+}
+
+/// `∂x = γ/√(σ² + ε) · (g − mean(g) − x̂·mean(g·x̂))` over one run of one channel.
+struct InputGradientRun<'a> {
+    xs: &'a [f32],
+    gs: &'a [f32],
+    out: &'a mut [f32],
+    constants: ChannelBackward,
+    mean_g: f64,
+    mean_g_normalized: f64,
+}
+
+impl WithSimd for InputGradientRun<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let constants = self.constants;
+        let scale = constants.gamma * constants.stats.inv_std;
+        let (mean_g, mean_gn) = (self.mean_g, self.mean_g_normalized);
+        for ((o, &v), &g) in self.out.iter_mut().zip(self.xs).zip(self.gs) {
+            let (normalized, g) = constants.masked(v, g);
+            *o = (scale * (g - mean_g - normalized * mean_gn)) as f32;
+        }
+    }
+}
+
 /// The forward: writes `y` and returns each channel's statistics.
 pub(crate) fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, relu: bool, layout: Layout, y: &mut [f32]) -> Vec<ChannelStats> {
     debug_assert_eq!(x.len(), layout.len());
@@ -60,17 +188,9 @@ pub(crate) fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, relu
     let arch = Arch::new();
     let stats: Vec<ChannelStats> = (0..layout.channels)
         .into_par_iter()
-        .map(|c| {
+        .map(|channel| {
             // One pass: in f64, E[x²] − μ² loses nothing that matters for activations.
-            let (sum, sum_squares) = arch.dispatch(|| {
-                layout.runs(x, c).fold((0.0, 0.0), |(s, q), run| {
-                    let [rs, rq] = lane_sums(run, |v| {
-                        let v = f64::from(v);
-                        [v, v * v]
-                    });
-                    (s + rs, q + rq)
-                })
-            });
+            let (sum, sum_squares) = arch.dispatch(ChannelSums { x, layout, channel });
             let mean = sum / m;
             let variance = (sum_squares / m - mean * mean).max(0.0);
             ChannelStats { mean, variance, inv_std: 1.0 / (variance + epsilon).sqrt() }
@@ -81,12 +201,7 @@ pub(crate) fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, relu
         let s = stats[c];
         let scale = f64::from(gamma[c]) * s.inv_std;
         let shift = f64::from(beta[c]) - s.mean * scale;
-        arch.dispatch(|| {
-            for (o, &v) in out.iter_mut().zip(input) {
-                let v = (f64::from(v) * scale + shift) as f32;
-                *o = if relu { v.max(0.0) } else { v };
-            }
-        });
+        arch.dispatch(NormalizeRun { input, out, scale, shift, relu });
     });
     stats
 }
@@ -112,30 +227,10 @@ pub(crate) fn backward(
     debug_assert_eq!(grad_y.len(), layout.len());
     let m = layout.per_channel().max(1) as f64;
     let arch = Arch::new();
-    // The gradient that reaches the BatchNorm's output: through ReLU's mask, recomputed from x.
-    // In f64: `x − μ` of a channel far from zero mean keeps its digits.
-    let masked = |c: usize, v: f32, g: f32| -> (f64, f64) {
-        let s = stats[c];
-        let normalized = (f64::from(v) - s.mean) * s.inv_std;
-        let g = if relu && normalized * f64::from(gamma[c]) + f64::from(beta[c]) <= 0.0 { 0.0 } else { f64::from(g) };
-        (normalized, g)
-    };
+    let constants = |c: usize| ChannelBackward { stats: stats[c], gamma: f64::from(gamma[c]), beta: f64::from(beta[c]), relu };
     let sums: Vec<(f64, f64)> = (0..layout.channels)
         .into_par_iter()
-        .map(|c| {
-            arch.dispatch(|| {
-                let (mut sum_g, mut sum_g_normalized) = (0.0f64, 0.0f64);
-                for (xs, gs) in layout.runs(x, c).zip(layout.runs(grad_y, c)) {
-                    let [rg, rgn] = lane_sums_pairs(xs, gs, |v, g| {
-                        let (normalized, g) = masked(c, v, g);
-                        [g, g * normalized]
-                    });
-                    sum_g += rg;
-                    sum_g_normalized += rgn;
-                }
-                (sum_g, sum_g_normalized)
-            })
-        })
+        .map(|channel| arch.dispatch(GradientSums { x, grad_y, layout, channel, constants: constants(channel) }))
         .collect();
     let grad_x = want_x.then(|| {
         let mut grad_x = vec![0.0f32; layout.len()];
@@ -143,14 +238,7 @@ pub(crate) fn backward(
         grad_x.par_chunks_mut(plane).zip(x.par_chunks(plane).zip(grad_y.par_chunks(plane))).enumerate().for_each(|(run, (out, (xs, gs)))| {
             let c = run % layout.channels;
             let (sum_g, sum_gn) = sums[c];
-            let (mean_g, mean_gn) = (sum_g / m, sum_gn / m);
-            let scale = f64::from(gamma[c]) * stats[c].inv_std;
-            arch.dispatch(|| {
-                for ((o, &v), &g) in out.iter_mut().zip(xs).zip(gs) {
-                    let (normalized, g) = masked(c, v, g);
-                    *o = (scale * (g - mean_g - normalized * mean_gn)) as f32;
-                }
-            });
+            arch.dispatch(InputGradientRun { xs, gs, out, constants: constants(c), mean_g: sum_g / m, mean_g_normalized: sum_gn / m });
         });
         grad_x
     });
@@ -164,12 +252,6 @@ pub(crate) fn backward(
 /// Lanes of the vectorised sums: independent accumulators, so the compiler may keep them in one
 /// vector register (a single running float sum is one dependent add after another).
 const LANES: usize = 8;
-
-/// `Σ f(v)` over `values`, two sums at once, as [`lane_sums_pairs`].
-#[inline(always)]
-fn lane_sums(values: &[f32], f: impl Fn(f32) -> [f64; 2]) -> [f64; 2] {
-    lane_sums_pairs(values, values, |v, _| f(v))
-}
 
 /// `Σ f(x, g)` over paired values, two sums at once, in [`LANES`] independent accumulators.
 #[inline(always)]
