@@ -12,7 +12,7 @@ compile_error!("bottlenet-cli needs the feature `phone`, `server` or `full` (the
 
 mod cmd;
 mod engine;
-mod openmp_spin;
+mod c_runtime_env;
 #[cfg(feature = "phone")]
 mod record;
 mod serving;
@@ -124,7 +124,7 @@ fn init_logging(command: &Command) {
 }
 
 fn main() {
-    let reexec_failure = openmp_spin::reexec_with_spin_count();
+    let reexec_failure = c_runtime_env::reexec_with_settings();
     let cli = Cli::parse();
     init_logging(&cli.command);
     if let Some(reason) = reexec_failure {
@@ -138,7 +138,8 @@ fn main() {
         bottlenet_model::set_norm_kernels(kernels);
     }
     let spin = std::env::var("GOMP_SPINCOUNT").unwrap_or_else(|_| "libgomp's default".into());
-    tracing::debug!(conv_kernels = bottlenet_model::conv_kernels().name(), norm_kernels = bottlenet_model::norm_kernels().name(), gomp_spincount = %spin, "kernels on flex");
+    let mmap_threshold = std::env::var("MALLOC_MMAP_THRESHOLD_").unwrap_or_else(|_| "glibc's default".into());
+    tracing::debug!(conv_kernels = bottlenet_model::conv_kernels().name(), norm_kernels = bottlenet_model::norm_kernels().name(), gomp_spincount = %spin, malloc_mmap_threshold = %mmap_threshold, "kernels on flex");
     let result = match cli.command {
         #[cfg(feature = "full")]
         Command::Demo(args) => cmd::demo::run(args),
