@@ -19,8 +19,8 @@
 //!   and the kernel zeroes them (`perf`: page faults, `clear_page_erms`, 13 % of the step's
 //!   samples). [`MALLOC_SETTINGS`] keeps freed memory in the heap for reuse: allocations up to
 //!   32 MiB come from the heap, the heap is trimmed only past 1 GiB free, and it grows 256 MiB at
-//!   a time (address space; pages are resident once used). The step took 0.71–0.77× as long
-//!   (session 19, docs/engines.md). The cost is that a process's resident memory stays at its
+//!   a time (address space; pages are resident once used). The step took 0.80–0.86× as long,
+//!   this binary against the one before it (session 19, docs/engines.md). The cost is that a process's resident memory stays at its
 //!   high-water mark. Set unless one of `MALLOC_*_` or `GLIBC_TUNABLES` is; glibc only.
 //!
 //! The binary re-executes only where oneDNN is linked (the x86 server and training builds), as
@@ -57,7 +57,8 @@ fn missing_settings(is_set: impl Fn(&str) -> bool) -> Vec<(&'static str, &'stati
     if !is_set("GOMP_SPINCOUNT") && !is_set("OMP_WAIT_POLICY") {
         missing.push(("GOMP_SPINCOUNT", SPIN_COUNT));
     }
-    let malloc_tuned = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"].into_iter().any(&is_set);
+    // Any of ours, or the two other ways to tune glibc's malloc, means the user did.
+    let malloc_tuned = MALLOC_SETTINGS.iter().map(|(name, _)| *name).chain(["MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"]).any(&is_set);
     if cfg!(target_env = "gnu") && !malloc_tuned {
         missing.extend(MALLOC_SETTINGS);
     }
