@@ -38,6 +38,9 @@ fn main() {
     if dir.join("libdnnl.so").exists() {
         println!("cargo::rustc-link-search=native={}", dir.display());
         println!("cargo::rustc-link-lib=dylib=dnnl");
+        // oneDNN's thread runtime (Debian builds it on OpenMP); the network sets its thread
+        // count per run (`omp_set_num_threads`), which libdnnl.so does not re-export.
+        println!("cargo::rustc-link-lib=dylib=gomp");
         println!("cargo::rustc-cfg=onednn_linked");
     } else {
         println!(

@@ -47,6 +47,9 @@ pub const dnnl_x: dnnl_format_tag_t = 2; // = dnnl_a
 pub const dnnl_nchw: dnnl_format_tag_t = 5; // = dnnl_abcd
 pub const dnnl_oihw: dnnl_format_tag_t = 5; // = dnnl_abcd
 pub const dnnl_goihw: dnnl_format_tag_t = 7; // = dnnl_abcde
+pub const dnnl_nc: dnnl_format_tag_t = 3; // = dnnl_ab
+pub const dnnl_iohw: dnnl_format_tag_t = 24; // = dnnl_bacd
+pub const dnnl_giohw: dnnl_format_tag_t = 18; // = dnnl_acbde
 // dnnl_prop_kind_t
 pub const dnnl_forward_training: dnnl_prop_kind_t = 64;
 pub const dnnl_forward_inference: dnnl_prop_kind_t = 96;
@@ -56,6 +59,10 @@ pub const dnnl_backward_weights: dnnl_prop_kind_t = 192;
 pub const dnnl_convolution_direct: dnnl_alg_kind_t = 1;
 pub const dnnl_convolution_winograd: dnnl_alg_kind_t = 2;
 pub const dnnl_convolution_auto: dnnl_alg_kind_t = 3;
+pub const dnnl_deconvolution_direct: dnnl_alg_kind_t = 10;
+pub const dnnl_eltwise_relu: dnnl_alg_kind_t = 31;
+pub const dnnl_pooling_max: dnnl_alg_kind_t = 511;
+pub const dnnl_pooling_avg_exclude_padding: dnnl_alg_kind_t = 1023;
 // dnnl_engine_kind_t
 pub const dnnl_cpu: dnnl_engine_kind_t = 1;
 // dnnl_stream_flags_t
@@ -89,7 +96,10 @@ pub const DNNL_MEMORY_NONE: *mut c_void = std::ptr::null_mut();
 pub const DNNL_MEMORY_ALLOCATE: *mut c_void = usize::MAX as *mut c_void;
 
 pub const MEMORY_DESC_SIZE: usize = 696;
+/// Also the size of `dnnl_deconvolution_desc_t`, a typedef of it.
 pub const CONVOLUTION_DESC_SIZE: usize = 5976;
+pub const POOLING_V2_DESC_SIZE: usize = 3288;
+pub const INNER_PRODUCT_DESC_SIZE: usize = 5584;
 
 /// `dnnl_memory_desc_t`: 696 bytes, 8-byte aligned (opaque here).
 #[repr(C, align(8))]
@@ -131,6 +141,30 @@ impl std::fmt::Debug for dnnl_convolution_desc_t {
     }
 }
 
+/// An operation descriptor of `N` bytes, 8-byte aligned (opaque here): `dnnl_pooling_v2_desc_t`
+/// ([`POOLING_V2_DESC_SIZE`]) and `dnnl_inner_product_desc_t` ([`INNER_PRODUCT_DESC_SIZE`]),
+/// allocated by the caller and filled by an init function.
+#[repr(C, align(8))]
+pub struct OpDesc<const N: usize> {
+    bytes: [u8; N],
+}
+
+impl<const N: usize> OpDesc<N> {
+    /// An all-zero descriptor, to be filled by an init function.
+    pub fn zeroed_box() -> Box<Self> {
+        Box::new(Self { bytes: [0; N] })
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for OpDesc<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpDesc<{N}> {{ .. }}")
+    }
+}
+
+pub type dnnl_pooling_v2_desc_t = OpDesc<POOLING_V2_DESC_SIZE>;
+pub type dnnl_inner_product_desc_t = OpDesc<INNER_PRODUCT_DESC_SIZE>;
+
 /// Opaque handle targets.
 #[repr(C)]
 pub struct dnnl_engine {
@@ -165,6 +199,12 @@ pub type const_dnnl_primitive_desc_t = *const dnnl_primitive_desc;
 pub type dnnl_primitive_t = *mut dnnl_primitive;
 pub type const_dnnl_primitive_t = *const dnnl_primitive;
 pub type dnnl_primitive_attr_t = *mut dnnl_primitive_attr;
+#[repr(C)]
+pub struct dnnl_post_ops {
+    _private: [u8; 0],
+}
+pub type dnnl_post_ops_t = *mut dnnl_post_ops;
+pub type const_dnnl_post_ops_t = *const dnnl_post_ops;
 pub type const_dnnl_primitive_attr_t = *const dnnl_primitive_attr;
 pub type const_dnnl_op_desc_t = *const c_void;
 
@@ -253,6 +293,55 @@ unsafe extern "C" {
         padding_r: *const dnnl_dim_t,
     ) -> dnnl_status_t;
 
+    pub fn dnnl_dilated_deconvolution_forward_desc_init(
+        deconv_desc: *mut dnnl_convolution_desc_t,
+        prop_kind: dnnl_prop_kind_t,
+        alg_kind: dnnl_alg_kind_t,
+        src_desc: *const dnnl_memory_desc_t,
+        weights_desc: *const dnnl_memory_desc_t,
+        bias_desc: *const dnnl_memory_desc_t,
+        dst_desc: *const dnnl_memory_desc_t,
+        strides: *const dnnl_dim_t,
+        dilates: *const dnnl_dim_t,
+        padding_l: *const dnnl_dim_t,
+        padding_r: *const dnnl_dim_t,
+    ) -> dnnl_status_t;
+    pub fn dnnl_pooling_v2_forward_desc_init(
+        pool_desc: *mut dnnl_pooling_v2_desc_t,
+        prop_kind: dnnl_prop_kind_t,
+        alg_kind: dnnl_alg_kind_t,
+        src_desc: *const dnnl_memory_desc_t,
+        dst_desc: *const dnnl_memory_desc_t,
+        strides: *const dnnl_dim_t,
+        kernel: *const dnnl_dim_t,
+        dilation: *const dnnl_dim_t,
+        padding_l: *const dnnl_dim_t,
+        padding_r: *const dnnl_dim_t,
+    ) -> dnnl_status_t;
+    pub fn dnnl_inner_product_forward_desc_init(
+        ip_desc: *mut dnnl_inner_product_desc_t,
+        prop_kind: dnnl_prop_kind_t,
+        src_desc: *const dnnl_memory_desc_t,
+        weights_desc: *const dnnl_memory_desc_t,
+        bias_desc: *const dnnl_memory_desc_t,
+        dst_desc: *const dnnl_memory_desc_t,
+    ) -> dnnl_status_t;
+
+    pub fn dnnl_post_ops_create(post_ops: *mut dnnl_post_ops_t) -> dnnl_status_t;
+    pub fn dnnl_post_ops_destroy(post_ops: dnnl_post_ops_t) -> dnnl_status_t;
+    pub fn dnnl_post_ops_append_sum(post_ops: dnnl_post_ops_t, scale: f32) -> dnnl_status_t;
+    pub fn dnnl_post_ops_append_eltwise(
+        post_ops: dnnl_post_ops_t,
+        scale: f32,
+        alg_kind: dnnl_alg_kind_t,
+        alpha: f32,
+        beta: f32,
+    ) -> dnnl_status_t;
+    pub fn dnnl_primitive_attr_set_post_ops(
+        attr: dnnl_primitive_attr_t,
+        post_ops: const_dnnl_post_ops_t,
+    ) -> dnnl_status_t;
+
     pub fn dnnl_primitive_attr_create(attr: *mut dnnl_primitive_attr_t) -> dnnl_status_t;
     pub fn dnnl_primitive_attr_destroy(attr: dnnl_primitive_attr_t) -> dnnl_status_t;
     pub fn dnnl_primitive_attr_set_scratchpad_mode(
@@ -301,6 +390,14 @@ unsafe extern "C" {
     pub fn dnnl_primitive_destroy(primitive: dnnl_primitive_t) -> dnnl_status_t;
 }
 
+// OpenMP, oneDNN's thread runtime in Debian's build (`DNNL_CPU_RUNTIME` = OMP): the number of
+// threads the calling thread's next parallel regions use.
+#[cfg(onednn_linked)]
+unsafe extern "C" {
+    pub fn omp_set_num_threads(threads: c_int);
+    pub fn omp_get_max_threads() -> c_int;
+}
+
 /// Result type of the `dnnl_query_impl_info_str` query.
 pub type impl_info_str = *const c_char;
 
@@ -316,6 +413,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<dnnl_convolution_desc_t>(), 5976);
         assert_eq!(std::mem::align_of::<dnnl_convolution_desc_t>(), 8);
         assert_eq!(std::mem::size_of::<dnnl_exec_arg_t>(), 16);
+        assert_eq!(std::mem::size_of::<dnnl_pooling_v2_desc_t>(), 3288);
+        assert_eq!(std::mem::size_of::<dnnl_inner_product_desc_t>(), 5584);
         assert_eq!(std::mem::align_of::<dnnl_exec_arg_t>(), 8);
     }
 
@@ -357,6 +456,9 @@ mod tests {
         assert!(sizes.iter().any(|l| l.ends_with("dnnl_memory_desc_t          696 8")), "{text}");
         assert!(sizes.iter().any(|l| l.ends_with("dnnl_convolution_desc_t     5976 8")), "{text}");
         assert!(sizes.iter().any(|l| l.ends_with("dnnl_exec_arg_t             16 8")), "{text}");
+        assert!(sizes.iter().any(|l| l.ends_with("dnnl_deconvolution_desc_t   5976 8")), "{text}");
+        assert!(sizes.iter().any(|l| l.ends_with("dnnl_pooling_v2_desc_t      3288 8")), "{text}");
+        assert!(sizes.iter().any(|l| l.ends_with("dnnl_inner_product_desc_t   5584 8")), "{text}");
         let expect: &[(&str, i64)] = &[
             ("dnnl_success", dnnl_success.into()),
             ("dnnl_f32", dnnl_f32.into()),
@@ -365,6 +467,13 @@ mod tests {
             ("dnnl_nchw", dnnl_nchw.into()),
             ("dnnl_oihw", dnnl_oihw.into()),
             ("dnnl_goihw", dnnl_goihw.into()),
+            ("dnnl_nc", dnnl_nc.into()),
+            ("dnnl_iohw", dnnl_iohw.into()),
+            ("dnnl_giohw", dnnl_giohw.into()),
+            ("dnnl_deconvolution_direct", dnnl_deconvolution_direct.into()),
+            ("dnnl_eltwise_relu", dnnl_eltwise_relu.into()),
+            ("dnnl_pooling_max", dnnl_pooling_max.into()),
+            ("dnnl_pooling_avg_exclude_padding", dnnl_pooling_avg_exclude_padding.into()),
             ("dnnl_forward_training", dnnl_forward_training.into()),
             ("dnnl_forward_inference", dnnl_forward_inference.into()),
             ("dnnl_backward_data", dnnl_backward_data.into()),

@@ -1,13 +1,18 @@
 //! Safe oneDNN convolution primitives (forward, backward-data,
-//! backward-weights) on plain NCHW f32 buffers for the training engine; the
-//! FFI lives in ffi.rs.
+//! backward-weights) on plain NCHW f32 buffers for the training engine, and
+//! whole inference networks in oneDNN's blocked formats; the FFI lives in
+//! ffi.rs.
 //!
-//! The crate owns three things:
+//! The crate owns four things:
 //!
 //! * [`Conv2dShape`]: one 2-D convolution's geometry (PyTorch conventions:
 //!   dilation 1 = none, weight `[out, in/groups, kh, kw]`) and its checks;
 //! * [`Conv2dKernels`]: the oneDNN engine, stream, primitives, reorders and
 //!   scratch memory for one shape, created once and reused for every call;
+//! * [`NetworkBuilder`] and [`Network`]: an inference network (convolutions
+//!   with fused ReLU and residual sums, transposed convolutions, pooling, a
+//!   fully-connected layer) checked in Rust, then planned as primitives that
+//!   keep their activations in the formats they chose;
 //! * [`Error`]: what can go wrong, one line each.
 //!
 //! Buffers crossing the API are plain row-major `f32`: input/output NCHW,
@@ -21,10 +26,12 @@
 //! [`Error::NotLinked`].
 
 mod ffi;
+mod network;
 mod primitive;
 mod shape;
 
-pub use primitive::{Algorithm, Conv2dKernels, Format};
+pub use network::{NetworkBuilder, ValueId, Window};
+pub use primitive::{Algorithm, Conv2dKernels, Format, Network};
 pub use shape::Conv2dShape;
 
 /// Everything that can go wrong in this crate.

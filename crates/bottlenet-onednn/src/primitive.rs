@@ -57,6 +57,52 @@ pub enum Algorithm {
 }
 
 pub use imp::Conv2dKernels;
+pub use network_imp::Network;
+
+#[cfg(onednn_linked)]
+mod network_plan;
+#[cfg(onednn_linked)]
+use network_plan as network_imp;
+
+#[cfg(not(onednn_linked))]
+mod network_imp {
+    use crate::network::{NetworkBuilder, ValueId};
+    use crate::{Error, Result};
+    use std::convert::Infallible;
+
+    /// A planned inference network. This build has no oneDNN: none can be planned.
+    #[derive(Debug)]
+    pub struct Network {
+        never: Infallible,
+    }
+
+    impl Network {
+        /// Always [`Error::NotLinked`] in this build.
+        pub(crate) fn plan(_builder: NetworkBuilder, _output: ValueId, _threads: usize) -> Result<Self> {
+            Err(Error::NotLinked)
+        }
+
+        /// Unreachable: no value exists.
+        pub fn output_dims(&self) -> [usize; 4] {
+            match self.never {}
+        }
+
+        /// Unreachable: no value exists.
+        pub fn threads(&self) -> usize {
+            match self.never {}
+        }
+
+        /// Unreachable: no value exists.
+        pub fn describe(&self) -> &[String] {
+            match self.never {}
+        }
+
+        /// Unreachable: no value exists.
+        pub fn run(&mut self, _: &[f32], _: &mut [f32]) -> Result<()> {
+            match self.never {}
+        }
+    }
+}
 
 /// Checks the lengths of the forward buffers.
 #[cfg_attr(not(onednn_linked), allow(dead_code))]

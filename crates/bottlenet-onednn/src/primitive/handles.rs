@@ -82,6 +82,43 @@ impl Attr {
     }
 }
 
+impl Attr {
+    /// A user scratchpad (as [`Attr::user_scratchpad`]) and the post-ops of a fused inference
+    /// layer, in oneDNN's order: the sum into the destination's previous contents (a residual
+    /// connection), then ReLU.
+    pub(super) fn with_post_ops(sum: bool, relu: bool) -> Result<Self> {
+        let attr = Self::user_scratchpad()?;
+        if !(sum || relu) {
+            return Ok(attr);
+        }
+        let mut p = ptr::null_mut();
+        // SAFETY: valid out-pointer.
+        check("dnnl_post_ops_create", unsafe { dnnl_post_ops_create(&mut p) })?;
+        let ops = PostOps(p);
+        if sum {
+            // SAFETY: live post-ops.
+            check("dnnl_post_ops_append_sum", unsafe { dnnl_post_ops_append_sum(ops.0, 1.0) })?;
+        }
+        if relu {
+            // SAFETY: live post-ops; relu with alpha 0 is max(x, 0).
+            check("dnnl_post_ops_append_eltwise", unsafe { dnnl_post_ops_append_eltwise(ops.0, 1.0, dnnl_eltwise_relu, 0.0, 0.0) })?;
+        }
+        // SAFETY: live attr and post-ops; the attr keeps its own copy.
+        check("dnnl_primitive_attr_set_post_ops", unsafe { dnnl_primitive_attr_set_post_ops(attr.0, ops.0) })?;
+        Ok(attr)
+    }
+}
+
+/// A post-ops sequence, only alive until an [`Attr`] copied it.
+struct PostOps(dnnl_post_ops_t);
+
+impl Drop for PostOps {
+    fn drop(&mut self) {
+        // SAFETY: created by dnnl_post_ops_create, destroyed once.
+        unsafe { dnnl_post_ops_destroy(self.0) };
+    }
+}
+
 impl Drop for Attr {
     fn drop(&mut self) {
         // SAFETY: created by dnnl_primitive_attr_create, destroyed once.
@@ -121,6 +158,18 @@ impl Drop for Memory {
 /// A primitive descriptor.
 pub(super) struct PrimitiveDesc(pub(super) dnnl_primitive_desc_t);
 
+/// An operation descriptor that `dnnl_primitive_desc_create` takes.
+///
+/// # Safety
+/// Implemented only for the `#[repr(C)]` descriptor types of `ffi`, each of the exact size of
+/// its C type, so that a pointer to one is a valid `const_dnnl_op_desc_t` once an init function
+/// filled it.
+pub(super) unsafe trait OpDescriptor {}
+// SAFETY: the sizes are checked against the headers (ffi's `abi` test).
+unsafe impl OpDescriptor for dnnl_convolution_desc_t {}
+// SAFETY: as above; `OpDesc<N>` is only instantiated at the pooling and inner product sizes.
+unsafe impl<const N: usize> OpDescriptor for OpDesc<N> {}
+
 impl PrimitiveDesc {
     pub(super) fn convolution(
         desc: &dnnl_convolution_desc_t,
@@ -128,18 +177,18 @@ impl PrimitiveDesc {
         engine: &Engine,
         hint: Option<&PrimitiveDesc>,
     ) -> Result<Self> {
+        Self::operation(desc, attr, engine, hint)
+    }
+
+    /// The primitive descriptor of a filled operation descriptor (convolution, deconvolution,
+    /// pooling, inner product).
+    pub(super) fn operation<D: OpDescriptor>(desc: &D, attr: &Attr, engine: &Engine, hint: Option<&PrimitiveDesc>) -> Result<Self> {
         let mut pd = ptr::null_mut();
         let hint = hint.map_or(ptr::null(), |h| h.0.cast_const());
-        // SAFETY: `desc` was filled by a dnnl_*_convolution_*_desc_init
-        // call; attr, engine and hint (or null) are live.
+        // SAFETY: `desc` was filled by a dnnl_*_desc_init call (the callers check its status);
+        // attr, engine and hint (or null) are live.
         check("dnnl_primitive_desc_create", unsafe {
-            dnnl_primitive_desc_create(
-                &mut pd,
-                ptr::from_ref(desc).cast(),
-                attr.0,
-                engine.0,
-                hint,
-            )
+            dnnl_primitive_desc_create(&mut pd, ptr::from_ref(desc).cast(), attr.0, engine.0, hint)
         })?;
         Ok(Self(pd))
     }
