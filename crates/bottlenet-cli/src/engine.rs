@@ -1,8 +1,9 @@
 //! Which engine runs a bundle's halves for inference (`--engine` of `serve`, `infer`, `profile`,
-//! `demo` and `bench`): on the CPU, where both are built, the faster of XNNPACK (cargo feature
-//! `xnnpack`, [`crate::xnnpack_engine`]) and tract (feature `tract`, [`crate::tract_engine`]) on
-//! each graph, timed at load ([`crate::engine_trial`]); else whichever of them is built, else
-//! burn; on a GPU `--device`, burn. Training always runs on burn.
+//! `demo` and `bench`): on the CPU, where two or more are built, the fastest of oneDNN (cargo
+//! feature `onednn`, [`crate::onednn_engine`]), XNNPACK (feature `xnnpack`,
+//! [`crate::xnnpack_engine`]) and tract (feature `tract`, [`crate::tract_engine`]) on each graph,
+//! timed at load ([`crate::engine_trial`]); else whichever of them is built, else burn; on a GPU
+//! `--device`, burn. Training always runs on burn.
 
 /// The tract release the engine is built on: the exact `=` pin of `tract-onnx` in the workspace's
 /// Cargo.toml (change both together).
@@ -10,6 +11,9 @@ pub const TRACT_VERSION: &str = "0.23.9";
 
 /// The XNNPACK the engine links: Debian 12's `libxnnpack0` snapshot (`/usr/include/xnnpack.h`).
 pub const XNNPACK_VERSION: &str = "0.0~git20220216 (Debian 12)";
+
+/// The oneDNN the engine links: Debian 12's `libdnnl-dev` (`/usr/include/oneapi/dnnl/dnnl.h`).
+pub const ONEDNN_VERSION: &str = "2.6.3 (Debian 12)";
 
 /// Multiply-adds per sample from which an exported graph (tract's or XNNPACK's) runs on all
 /// `--threads` rather than on the calling thread: about 1 ms of work on one core here (38
@@ -40,11 +44,15 @@ fn parse_parallel_min_mfma(text: &str) -> bottlenet_runtime::Result<f64> {
 /// Which engine runs a bundle's halves for inference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
-    /// XNNPACK and tract both plan every exported graph, each is timed at load, and the faster
-    /// runs it (the default on `--device flex` where both are built).
+    /// Every exported-graph engine built in (oneDNN, XNNPACK, tract) plans every exported graph,
+    /// each is timed at load, and the fastest runs it (the default on `--device flex` where two
+    /// or more are built).
     Auto,
-    /// XNNPACK on the CPU: the exported ONNX graphs as NHWC operators (the default on `--device
-    /// flex` where the build found Debian's libxnnpack-dev and has no tract).
+    /// oneDNN on the CPU: the exported ONNX graphs as oneDNN primitives in the blocked layouts
+    /// its kernels choose, ReLU and residual sums fused (needs Debian's libdnnl-dev at build time).
+    Onednn,
+    /// XNNPACK on the CPU: the exported ONNX graphs as NHWC operators (needs Debian's
+    /// libxnnpack-dev and libpthreadpool-dev at build time).
     Xnnpack,
     /// tract on the CPU: the exported ONNX graphs (the default on `--device flex` without XNNPACK).
     Tract,
@@ -60,29 +68,46 @@ pub fn xnnpack_built() -> bool {
     return false;
 }
 
+/// Whether this binary can run oneDNN: built with the feature, and the library found.
+pub fn onednn_built() -> bool {
+    cfg!(feature = "onednn") && bottlenet_onednn::linked()
+}
+
+/// The exported-graph engines this binary can run, in the order `--engine auto` tries them
+/// (a tie keeps the earlier).
+pub fn exported_engines() -> Vec<Engine> {
+    [(Engine::Onednn, onednn_built()), (Engine::Xnnpack, xnnpack_built()), (Engine::Tract, cfg!(feature = "tract"))]
+        .into_iter()
+        .filter_map(|(engine, built)| built.then_some(engine))
+        .collect()
+}
+
 impl Engine {
-    /// `requested`, else on the CPU the faster of XNNPACK and tract per graph where both are
-    /// built in (`auto`), else the one built in, and burn on any other device. The CPU engines
+    /// `requested`, else on the CPU the fastest exported-graph engine per graph where two or more
+    /// are built in (`auto`), else the one built in, and burn on any other device. The CPU engines
     /// are refused in one line with a GPU device or where they are not built in.
     pub fn resolve(requested: Option<Engine>, device: bottlenet_model::DeviceChoice) -> anyhow::Result<Engine> {
         let on_cpu = device == bottlenet_model::DeviceChoice::Flex;
+        let built = exported_engines();
         match requested {
-            Some(engine @ (Engine::Auto | Engine::Tract | Engine::Xnnpack)) if !on_cpu => {
+            Some(engine @ (Engine::Auto | Engine::Onednn | Engine::Tract | Engine::Xnnpack)) if !on_cpu => {
                 anyhow::bail!("--engine {engine} runs on the CPU only; pass --device flex with it, or --engine burn to run on {device}")
             }
             Some(Engine::Tract) if !cfg!(feature = "tract") => {
                 anyhow::bail!("--engine tract is not compiled into this binary; rebuild with `--features tract` or pass --engine burn")
             }
             Some(Engine::Xnnpack) if !xnnpack_built() => {
-                anyhow::bail!("--engine xnnpack is not in this binary: install Debian's libxnnpack-dev and libpthreadpool-dev and rebuild (feature `xnnpack`), or pass --engine tract")
+                anyhow::bail!("--engine xnnpack is not in this binary: install Debian's libxnnpack-dev and libpthreadpool-dev and rebuild (feature `xnnpack`), or pass --engine {}", built.first().copied().unwrap_or(Engine::Burn))
             }
-            Some(Engine::Auto) if !(cfg!(feature = "tract") && xnnpack_built()) => {
-                anyhow::bail!("--engine auto times XNNPACK against tract and this binary lacks one of them: pass --engine tract or --engine xnnpack (XNNPACK needs Debian's libxnnpack-dev and libpthreadpool-dev, and the features tract and xnnpack)")
+            Some(Engine::Onednn) if !onednn_built() => {
+                anyhow::bail!("--engine onednn is not in this binary: install Debian's libdnnl-dev and rebuild (feature `onednn`), or pass --engine {}", built.first().copied().unwrap_or(Engine::Burn))
+            }
+            Some(Engine::Auto) if built.len() < 2 => {
+                anyhow::bail!("--engine auto times the CPU engines against each other and this binary has {}: pass --engine {} (oneDNN needs Debian's libdnnl-dev, XNNPACK libxnnpack-dev and libpthreadpool-dev, at build time)", built.len(), built.first().copied().unwrap_or(Engine::Burn))
             }
             Some(engine) => Ok(engine),
-            None if on_cpu && xnnpack_built() && cfg!(feature = "tract") => Ok(Engine::Auto),
-            None if on_cpu && xnnpack_built() => Ok(Engine::Xnnpack),
-            None if on_cpu && cfg!(feature = "tract") => Ok(Engine::Tract),
+            None if on_cpu && built.len() >= 2 => Ok(Engine::Auto),
+            None if on_cpu => Ok(built.first().copied().unwrap_or(Engine::Burn)),
             None => Ok(Engine::Burn),
         }
     }
@@ -91,10 +116,24 @@ impl Engine {
     pub fn describe(self) -> String {
         let small = format!("graphs under {:.0} MFMA on one thread", PARALLEL_MIN_FMA / 1e6);
         match self {
-            Engine::Auto => format!("the faster of XNNPACK {XNNPACK_VERSION} and tract {TRACT_VERSION} on each graph, timed at load (exported ONNX halves, BatchNorm folded; {small})"),
+            Engine::Auto => {
+                let names: Vec<String> = exported_engines().into_iter().map(Engine::describe_version).collect();
+                format!("the fastest of {} on each graph, timed at load (exported ONNX halves, BatchNorm folded; {small})", names.join(", "))
+            }
+            Engine::Onednn => format!("oneDNN {ONEDNN_VERSION} (exported ONNX halves, BatchNorm folded, ReLU and residual sums fused, blocked layouts; {small})"),
             Engine::Xnnpack => format!("XNNPACK {XNNPACK_VERSION} (exported ONNX halves, BatchNorm folded, NHWC; {small})"),
             Engine::Tract => format!("tract {TRACT_VERSION} (exported ONNX halves, BatchNorm folded; {small})"),
             Engine::Burn => "burn".to_string(),
+        }
+    }
+
+    /// The engine's name and the release it is built on.
+    fn describe_version(self) -> String {
+        match self {
+            Engine::Onednn => format!("oneDNN {ONEDNN_VERSION}"),
+            Engine::Xnnpack => format!("XNNPACK {XNNPACK_VERSION}"),
+            Engine::Tract => format!("tract {TRACT_VERSION}"),
+            Engine::Auto | Engine::Burn => self.to_string(),
         }
     }
 }
@@ -103,6 +142,7 @@ impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Engine::Auto => "auto",
+            Engine::Onednn => "onednn",
             Engine::Xnnpack => "xnnpack",
             Engine::Tract => "tract",
             Engine::Burn => "burn",
@@ -118,19 +158,18 @@ mod tests {
     #[test]
     fn the_cpu_defaults_to_the_fastest_engine_built_in_and_a_gpu_to_burn() {
         let cpu = Engine::resolve(None, DeviceChoice::Flex).unwrap();
-        let expected = if xnnpack_built() && cfg!(feature = "tract") {
-            Engine::Auto
-        } else if xnnpack_built() {
-            Engine::Xnnpack
-        } else if cfg!(feature = "tract") {
-            Engine::Tract
-        } else {
-            Engine::Burn
+        let built = exported_engines();
+        let expected = match built.as_slice() {
+            [] => Engine::Burn,
+            [only] => *only,
+            _ => Engine::Auto,
         };
         assert_eq!(cpu, expected);
+        assert_eq!(built.contains(&Engine::Tract), cfg!(feature = "tract"));
+        assert_eq!(built.contains(&Engine::Onednn), onednn_built());
         assert_eq!(Engine::resolve(None, DeviceChoice::Wgpu).unwrap(), Engine::Burn);
         assert_eq!(Engine::resolve(Some(Engine::Burn), DeviceChoice::Flex).unwrap(), Engine::Burn);
-        for engine in [Engine::Auto, Engine::Tract, Engine::Xnnpack] {
+        for engine in [Engine::Auto, Engine::Onednn, Engine::Tract, Engine::Xnnpack] {
             let refused = Engine::resolve(Some(engine), DeviceChoice::Cuda).unwrap_err().to_string();
             assert!(refused.contains("--device flex") && !refused.contains('\n'), "{refused}");
         }
@@ -141,6 +180,27 @@ mod tests {
         // `.ci/run` installs libxnnpack-dev and libpthreadpool-dev before building.
         if std::env::var_os("CI").is_some() && cfg!(feature = "xnnpack") {
             assert!(xnnpack_built(), "CI is set but this build found no XNNPACK: install libxnnpack-dev and libpthreadpool-dev");
+        }
+    }
+
+    #[test]
+    fn an_engine_not_built_in_is_refused_in_one_line_that_names_the_package() {
+        for (engine, built, package) in [(Engine::Onednn, onednn_built(), "libdnnl-dev"), (Engine::Xnnpack, xnnpack_built(), "libxnnpack-dev")] {
+            let resolved = Engine::resolve(Some(engine), DeviceChoice::Flex);
+            if built {
+                assert_eq!(resolved.unwrap(), engine);
+            } else {
+                let refused = resolved.unwrap_err().to_string();
+                assert!(refused.contains(package) && !refused.contains('\n'), "{refused}");
+            }
+        }
+    }
+
+    #[test]
+    fn under_ci_the_default_build_has_onednn() {
+        // `.ci/run` installs libdnnl-dev before building.
+        if std::env::var_os("CI").is_some() && cfg!(feature = "onednn") {
+            assert!(onednn_built(), "CI is set but this build found no oneDNN: install libdnnl-dev");
         }
     }
 

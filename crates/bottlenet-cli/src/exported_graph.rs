@@ -1,7 +1,7 @@
 //! An exported ONNX graph (a half or the unsplit network, BatchNorm folded) run by one of the CPU
-//! engines that take the exported graphs: XNNPACK or tract ([`crate::engine::Engine`]). The
-//! serving sides hold these; the engine is chosen once per process, and under `--engine auto`
-//! once per graph ([`crate::engine_trial`]).
+//! engines that take the exported graphs: oneDNN, XNNPACK or tract ([`crate::engine::Engine`]).
+//! The serving sides hold these; the engine is chosen once per process, and under `--engine
+//! auto` once per graph ([`crate::engine_trial`]).
 
 use crate::engine::Engine;
 use bottlenet_model::onnx::OnnxModel;
@@ -10,6 +10,8 @@ use bottlenet_runtime::{Error, Result};
 /// One planned graph.
 #[derive(Debug)]
 pub enum ExportedGraph {
+    #[cfg(feature = "onednn")]
+    Onednn(crate::onednn_engine::OnednnGraph),
     #[cfg(feature = "xnnpack")]
     Xnnpack(crate::xnnpack_engine::XnnpackGraph),
     #[cfg(feature = "tract")]
@@ -20,12 +22,13 @@ impl ExportedGraph {
     /// Plans `model` on `engine` (one of the exported-graph engines built into this binary).
     pub fn load(engine: Engine, model: OnnxModel) -> Result<Self> {
         match engine {
+            #[cfg(feature = "onednn")]
+            Engine::Onednn => crate::onednn_engine::OnednnGraph::load(model).map(Self::Onednn),
             #[cfg(feature = "xnnpack")]
             Engine::Xnnpack => crate::xnnpack_engine::XnnpackGraph::load(model).map(Self::Xnnpack),
             #[cfg(feature = "tract")]
             Engine::Tract => crate::tract_engine::TractGraph::load(model).map(Self::Tract),
-            #[cfg(all(feature = "xnnpack", feature = "tract"))]
-            Engine::Auto => crate::engine_trial::load_faster(model),
+            Engine::Auto => crate::engine_trial::load_fastest(model),
             other => {
                 drop(model);
                 Err(Error::InvalidArgument(format!("{other} does not run exported graphs in this binary")))
@@ -34,9 +37,10 @@ impl ExportedGraph {
     }
 
     /// The engine that planned this graph (never `auto`).
-    #[cfg(any(feature = "full", all(feature = "xnnpack", feature = "tract")))]
     pub fn engine(&self) -> Engine {
         match self {
+            #[cfg(feature = "onednn")]
+            Self::Onednn(_) => Engine::Onednn,
             #[cfg(feature = "xnnpack")]
             Self::Xnnpack(_) => Engine::Xnnpack,
             #[cfg(feature = "tract")]
@@ -46,9 +50,10 @@ impl ExportedGraph {
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`;
     /// the engine trial's input).
-    #[cfg(any(feature = "server", all(feature = "xnnpack", feature = "tract")))]
     pub fn sample_shape(&self) -> &[usize] {
         match self {
+            #[cfg(feature = "onednn")]
+            Self::Onednn(g) => g.sample_shape(),
             #[cfg(feature = "xnnpack")]
             Self::Xnnpack(g) => g.sample_shape(),
             #[cfg(feature = "tract")]
@@ -57,10 +62,13 @@ impl ExportedGraph {
     }
 
     /// Whether a run uses a thread pool (whose workers spin after it), not the calling thread.
-    #[cfg(all(feature = "xnnpack", feature = "tract"))]
     pub fn on_pool(&self) -> bool {
         match self {
+            #[cfg(feature = "onednn")]
+            Self::Onednn(g) => g.on_pool(),
+            #[cfg(feature = "xnnpack")]
             Self::Xnnpack(g) => g.on_pool(),
+            #[cfg(feature = "tract")]
             Self::Tract(g) => g.on_pool(),
         }
     }
@@ -69,6 +77,8 @@ impl ExportedGraph {
     /// laid end to end, and their shape (`[n, …]`).
     pub fn run(&self, n: usize, input: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>)> {
         match self {
+            #[cfg(feature = "onednn")]
+            Self::Onednn(g) => g.run(n, input),
             #[cfg(feature = "xnnpack")]
             Self::Xnnpack(g) => g.run(n, input),
             #[cfg(feature = "tract")]

@@ -26,10 +26,14 @@ mod tract_pool;
 mod wire_meter;
 #[cfg(feature = "exported-graphs")]
 mod exported_graph;
-#[cfg(all(feature = "xnnpack", feature = "tract"))]
+#[cfg(feature = "exported-graphs")]
 mod engine_trial;
 #[cfg(feature = "xnnpack")]
 mod xnnpack_engine;
+#[cfg(feature = "onednn")]
+mod onednn_engine;
+#[cfg(any(feature = "xnnpack", feature = "onednn"))]
+mod onnx_nodes;
 
 use clap::{Parser, Subcommand};
 

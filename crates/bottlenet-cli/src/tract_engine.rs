@@ -41,8 +41,7 @@ pub struct TractGraph {
     /// e.g. `bottlenet-resnet50-RB1-cloud`, for errors.
     name: String,
     /// Whether the plan runs on rayon's pool (`Executor::RayonGlobal`) rather than the caller
-    /// (read by the engine trial, which needs XNNPACK too).
-    #[cfg(feature = "xnnpack")]
+    /// (read by the engine trial).
     on_pool: bool,
 }
 
@@ -91,7 +90,6 @@ impl TractGraph {
             plan,
             sample_shape,
             name,
-            #[cfg(feature = "xnnpack")]
             on_pool,
         };
         // One run on zeros now, so the first real request does not pay the plan's first-run
@@ -109,13 +107,11 @@ impl TractGraph {
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
-    #[cfg(any(feature = "server", all(feature = "xnnpack", feature = "tract")))]
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
     }
 
     /// Whether a run uses a thread pool (whose workers spin after it), not the calling thread.
-    #[cfg(feature = "xnnpack")]
     pub fn on_pool(&self) -> bool {
         self.on_pool
     }

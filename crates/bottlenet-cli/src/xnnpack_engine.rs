@@ -15,7 +15,8 @@
 
 use crate::engine::parallel_min_fma;
 use bottlenet_model::onnx::OnnxModel;
-use bottlenet_model::onnx::proto::{AttributeProto, NodeProto, TensorProto};
+use crate::onnx_nodes::{Weight, attribute, batch_norm_affine, ints, readers, weight};
+use bottlenet_model::onnx::proto::{NodeProto, TensorProto};
 use bottlenet_runtime::{Error, Result};
 use bottlenet_xnnpack::{Extent, Network, NetworkBuilder, Padding, ValueId, Window};
 use std::collections::HashMap;
@@ -39,29 +40,6 @@ struct Value {
     id: ValueId,
     /// After `Flatten`: a vector (NHWC and NCHW orders agree only where it was 1×1×c).
     flat: bool,
-}
-
-/// An initializer's dims and values.
-struct Weight {
-    dims: Vec<usize>,
-    values: Vec<f32>,
-}
-
-fn weight(tensor: &TensorProto) -> Result<Weight> {
-    let dims: Vec<usize> = tensor.dims.iter().map(|&d| usize::try_from(d).map_err(|_| Error::Model(format!("initializer {} has a negative dim", tensor.name)))).collect::<Result<_>>()?;
-    if tensor.data_type != bottlenet_model::onnx::proto::DATA_TYPE_FLOAT || tensor.raw_data.len() != 4 * dims.iter().product::<usize>() {
-        return Err(Error::Model(format!("initializer {} is not float32 raw data of shape {dims:?}", tensor.name)));
-    }
-    let values = tensor.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Ok(Weight { dims, values })
-}
-
-fn ints(node: &NodeProto, name: &str) -> Option<Vec<usize>> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.iter().map(|&v| v.max(0) as usize).collect())
-}
-
-fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
-    node.attribute.iter().find(|a| a.name == name)
 }
 
 /// NCHW → NHWC of samples of `[c, h, w]`, from `input` into `out` (of the same length; a
@@ -154,10 +132,6 @@ impl<'a> Translation<'a> {
         Ok(Window { kernel: pair("kernel_shape", kernel)?, stride: pair("strides", [1, 1])?, dilation: pair("dilations", [1, 1])?, padding: Padding { top, left, bottom, right } })
     }
 
-    fn groups(node: &NodeProto) -> usize {
-        attribute(node, "group").map_or(1, |a| a.i.max(1) as usize)
-    }
-
     fn bias(&self, node: &NodeProto, index: usize, len: usize) -> Result<Vec<f32>> {
         match self.weight(node, index)? {
             None => Ok(vec![0.0; len]),
@@ -175,7 +149,7 @@ impl<'a> Translation<'a> {
                 let w = self.weight(node, 1)?.ok_or_else(|| self.refuse(node, "it has no weight"))?;
                 let [o, i, kh, kw] = w.dims[..] else { return Err(self.refuse(node, "its weight is not 4-D")) };
                 let window = self.window(node, [kh, kw])?;
-                let groups = Self::groups(node);
+                let groups = crate::onnx_nodes::groups(node);
                 if i * groups != from.channels || window.kernel != [kh, kw] {
                     return Err(self.refuse(node, &format!("a {:?} weight does not fit {} input channels in {groups} groups", w.dims, from.channels)));
                 }
@@ -196,7 +170,7 @@ impl<'a> Translation<'a> {
                 let w = self.weight(node, 1)?.ok_or_else(|| self.refuse(node, "it has no weight"))?;
                 let [c_in, og, kh, kw] = w.dims[..] else { return Err(self.refuse(node, "its weight is not 4-D")) };
                 let window = self.window(node, [kh, kw])?;
-                let groups = Self::groups(node);
+                let groups = crate::onnx_nodes::groups(node);
                 if c_in != from.channels || !c_in.is_multiple_of(groups) || attribute(node, "output_shape").is_some() {
                     return Err(self.refuse(node, &format!("a {:?} weight (or an output_shape) does not fit {} input channels in {groups} groups", w.dims, from.channels)));
                 }
@@ -294,12 +268,9 @@ impl<'a> Translation<'a> {
                 // graphs already folded, `bottlenet_model::fold`; `bench --only engines` does not).
                 let x = self.value(node, 0)?;
                 let param = |i: usize| -> Result<Vec<f32>> { Ok(self.weight(node, i)?.ok_or_else(|| self.refuse(node, &format!("input {i} is missing")))?.values) };
-                let (gamma, beta, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
-                let epsilon = attribute(node, "epsilon").map_or(1e-5, |a| a.f);
-                let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + epsilon).sqrt()).collect();
-                let shift: Vec<f32> = beta.iter().zip(&mean).zip(&scale).map(|((b, m), a)| b - a * m).collect();
+                let affine = batch_norm_affine([param(1)?, param(2)?, param(3)?, param(4)?], node);
                 let only_reader = self.readers.get(node.input[0].as_str()) == Some(&1);
-                if !(only_reader && [gamma.len(), beta.len(), mean.len(), var.len()].iter().all(|&l| l == scale.len()) && self.builder.fold_affine(x.id, &scale, &shift)) {
+                if !(only_reader && affine.is_some_and(|(scale, shift)| self.builder.fold_affine(x.id, &scale, &shift))) {
                     return Err(self.refuse(node, "only a BatchNorm right after a convolution (its one reader) folds"));
                 }
                 return Ok(x);
@@ -323,15 +294,7 @@ impl XnnpackGraph {
         let (sample_shape, output_shape) = (fixed(&input.dims)?, fixed(&output.dims)?);
         let [c, h, w] = sample_shape[..] else { unreachable!("four dims less the batch") };
         let graph = model.graph();
-        let mut readers: HashMap<&str, usize> = HashMap::new();
-        for node in &graph.node {
-            for i in &node.input {
-                *readers.entry(i.as_str()).or_default() += 1;
-            }
-        }
-        for o in &graph.output {
-            *readers.entry(o.name.as_str()).or_default() += 1;
-        }
+        let readers = readers(graph);
         let builder = NetworkBuilder::new(Extent::new(h, w, c)).map_err(|e| Error::Model(format!("{name}: {e}")))?;
         let mut translation = Translation {
             name: &name,
@@ -363,13 +326,11 @@ impl XnnpackGraph {
     }
 
     /// The input's shape without the batch axis (for a server half: the frame's `[c', H', W']`).
-    #[cfg(any(feature = "server", all(feature = "xnnpack", feature = "tract")))]
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
     }
 
     /// Whether a run uses a thread pool (whose workers spin after it), not the calling thread.
-    #[cfg(feature = "tract")]
     pub fn on_pool(&self) -> bool {
         self.network.lock().unwrap_or_else(std::sync::PoisonError::into_inner).threads() > 1
     }

@@ -22,7 +22,7 @@ mod tract_pool;
 #[allow(dead_code)]
 #[path = "../src/exported_graph.rs"]
 mod exported_graph;
-#[cfg(all(feature = "xnnpack", feature = "tract"))]
+#[cfg(feature = "exported-graphs")]
 #[allow(dead_code)]
 #[path = "../src/engine_trial.rs"]
 mod engine_trial;
@@ -30,6 +30,14 @@ mod engine_trial;
 #[allow(dead_code)]
 #[path = "../src/xnnpack_engine.rs"]
 mod xnnpack_engine;
+#[cfg(feature = "onednn")]
+#[allow(dead_code)]
+#[path = "../src/onednn_engine.rs"]
+mod onednn_engine;
+#[cfg(any(feature = "xnnpack", feature = "onednn"))]
+#[allow(dead_code)]
+#[path = "../src/onnx_nodes.rs"]
+mod onnx_nodes;
 
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CodecMode, DeviceChoice, Normalization, SplitStats};
 use bottlenet_runtime::proto::InferRequest;
@@ -196,7 +204,7 @@ async fn run() {
     serving.await.unwrap().unwrap();
 }
 
-/// The CPU engines of the exported graphs (tract; XNNPACK, the default where built) answer as
+/// The CPU engines of the exported graphs (tract; oneDNN and XNNPACK where built) answer as
 /// burn flex does on the shipped bundle's real test images: the server tail on the same frames,
 /// the cloud-only and mobile-only networks, and the phone head before eq. 1's quantizer.
 #[cfg(feature = "tract")]
@@ -218,16 +226,29 @@ fn xnnpack_engine_gives_burns_answers_on_the_shipped_bundle() {
     exported_engine_gives_burns_answers(engine::Engine::Xnnpack);
 }
 
-/// `--engine auto` (the CPU default where both are built): each graph on whichever of XNNPACK
-/// and tract was faster at load, with burn's answers all the same.
-#[cfg(all(feature = "xnnpack", feature = "tract"))]
+#[cfg(feature = "onednn")]
+#[test]
+fn onednn_engine_gives_burns_answers_on_the_shipped_bundle() {
+    if !engine::onednn_built() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs libdnnl-dev, yet this build has no oneDNN");
+        let refused = engine::Engine::resolve(Some(engine::Engine::Onednn), DeviceChoice::Flex).unwrap_err().to_string();
+        assert!(refused.contains("libdnnl-dev"), "{refused}");
+        eprintln!("checked the refusal only: this build has no oneDNN");
+        return;
+    }
+    exported_engine_gives_burns_answers(engine::Engine::Onednn);
+}
+
+/// `--engine auto` (the CPU default where two or more are built): each graph on whichever of
+/// oneDNN, XNNPACK and tract was fastest at load, with burn's answers all the same.
+#[cfg(feature = "tract")]
 #[test]
 fn auto_engine_gives_burns_answers_on_the_shipped_bundle() {
-    if !engine::xnnpack_built() {
-        assert!(std::env::var_os("CI").is_none(), "CI installs libxnnpack-dev, yet this build has no XNNPACK");
+    if engine::exported_engines().len() < 2 {
+        assert!(std::env::var_os("CI").is_none(), "CI installs libdnnl-dev and libxnnpack-dev, yet this build has only one CPU engine");
         let refused = engine::Engine::resolve(Some(engine::Engine::Auto), DeviceChoice::Flex).unwrap_err().to_string();
-        assert!(refused.contains("libxnnpack-dev") && !refused.contains('\n'), "{refused}");
-        eprintln!("checked the refusal only: this build has no XNNPACK");
+        assert!(refused.contains("libdnnl-dev") && !refused.contains('\n'), "{refused}");
+        eprintln!("checked the refusal only: this build has one CPU engine");
         return;
     }
     assert_eq!(engine::Engine::resolve(None, DeviceChoice::Flex).unwrap(), engine::Engine::Auto);

@@ -30,7 +30,7 @@ mod tract_pool;
 #[allow(dead_code)]
 #[path = "../src/exported_graph.rs"]
 mod exported_graph;
-#[cfg(all(feature = "xnnpack", feature = "tract"))]
+#[cfg(feature = "exported-graphs")]
 #[allow(dead_code)]
 #[path = "../src/engine_trial.rs"]
 mod engine_trial;
@@ -38,6 +38,14 @@ mod engine_trial;
 #[allow(dead_code)]
 #[path = "../src/xnnpack_engine.rs"]
 mod xnnpack_engine;
+#[cfg(feature = "onednn")]
+#[allow(dead_code)]
+#[path = "../src/onednn_engine.rs"]
+mod onednn_engine;
+#[cfg(any(feature = "xnnpack", feature = "onednn"))]
+#[allow(dead_code)]
+#[path = "../src/onnx_nodes.rs"]
+mod onnx_nodes;
 
 use bottlenet_data::{Augment, Dataset, embedded_subset};
 use bottlenet_model::{Bundle, CodecMode, DeviceChoice};

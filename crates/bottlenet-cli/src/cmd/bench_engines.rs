@@ -1,5 +1,5 @@
 //! `bottlenet bench --only engines` (cargo feature `tract`): the ONNX graphs `bottlenet export`
-//! writes (docs/onnx.md), run in tract and, where built in, XNNPACK, beside the same modules in
+//! writes (docs/onnx.md), run in tract and, where built in, oneDNN and XNNPACK, beside the same modules in
 //! burn flex, on the same inputs and the same compute threads. Each graph's output must agree
 //! with flex within [`TOLERANCE`] of the output's scale before any time is reported; a larger
 //! difference is an error.
@@ -21,7 +21,7 @@ use bottlenet_data::{BatchOptions, Batcher, embedded_subset};
 use bottlenet_model::onnx::{OnnxModel, export_cloud, export_full, export_mobile};
 use bottlenet_model::{Arch, BottleNet, BottleNetConfig, Bundle, CloudHalf, CodecMode, MobileHalf};
 use burn::tensor::{Tensor, TensorData};
-use crate::engine::{Engine, TRACT_VERSION, XNNPACK_VERSION, xnnpack_built};
+use crate::engine::{Engine, ONEDNN_VERSION, TRACT_VERSION, XNNPACK_VERSION};
 use crate::exported_graph::ExportedGraph;
 
 const GROUP: &str = "engines";
@@ -30,12 +30,13 @@ const GROUP: &str = "engines";
 /// magnitude, at least 1): random ResNet-50 weights give logits in the tens.
 const TOLERANCE: f32 = 1e-4;
 
-/// The exported-graph engines this binary holds: tract, and XNNPACK where it was found, then
-/// `auto` (the faster of the two on each graph, timed at load: the CPU default).
+/// The exported-graph engines this binary holds (tract, and oneDNN and XNNPACK where they were
+/// found), then `auto` where there are two or more (the fastest on each graph, timed at load: the
+/// CPU default).
 fn exported_engines() -> Vec<Engine> {
-    let mut engines = vec![Engine::Tract];
-    if xnnpack_built() {
-        engines.extend([Engine::Xnnpack, Engine::Auto]);
+    let mut engines = crate::engine::exported_engines();
+    if engines.len() >= 2 {
+        engines.push(Engine::Auto);
     }
     engines
 }
@@ -43,9 +44,10 @@ fn exported_engines() -> Vec<Engine> {
 /// How a figure names an engine.
 fn engine_label(engine: Engine) -> String {
     match engine {
+        Engine::Onednn => format!("onednn {ONEDNN_VERSION}"),
         Engine::Xnnpack => format!("xnnpack {XNNPACK_VERSION}"),
         Engine::Tract => format!("tract {TRACT_VERSION}"),
-        Engine::Auto => "auto (the faster per graph)".into(),
+        Engine::Auto => "auto (the fastest per graph)".into(),
         Engine::Burn => "burn flex".into(),
     }
 }

@@ -90,11 +90,11 @@ pub fn device_ready(choice: DeviceChoice) -> Result<DeviceChoice> {
     Ok(choice)
 }
 
-/// How a profile or report names the engine: the CPU (and threads) and XNNPACK, tract, both (auto) or burn flex on the
-/// CPU, the adapter for a GPU.
+/// How a profile or report names the engine: the CPU (and threads) and oneDNN, XNNPACK, tract,
+/// the fastest of them (auto) or burn flex on the CPU, the adapter for a GPU.
 pub fn engine_name(choice: DeviceChoice, engine: crate::engine::Engine, threads: usize) -> String {
     match (choice, engine) {
-        (DeviceChoice::Flex, crate::engine::Engine::Auto | crate::engine::Engine::Tract | crate::engine::Engine::Xnnpack) => format!("{} ({threads} threads, {})", profile::cpu_name(), engine.describe()),
+        (DeviceChoice::Flex, engine) if engine != crate::engine::Engine::Burn => format!("{} ({threads} threads, {})", profile::cpu_name(), engine.describe()),
         (DeviceChoice::Flex, _) => format!("{} ({threads} threads, burn flex CPU backend)", profile::cpu_name()),
         (other, _) => match other.device() {
             Ok(device) => format!("burn {other}: {}", bottlenet_model::device::describe(other, &device)),
