@@ -104,14 +104,27 @@ fn bench_report(group: &str, extra: &[&str]) -> Value {
 }
 
 #[test]
-fn bench_engines_reports_flex_tract_and_xnnpack_side_by_side() {
+fn bench_engines_reports_flex_tract_xnnpack_and_onednn_side_by_side() {
     let report = bench_report("engines", &[]);
     let figures = report["figures"].as_array().unwrap();
-    // XNNPACK is timed where the build found Debian's libxnnpack-dev, which CI installs.
-    let with_xnnpack = figures.iter().any(|f| f["name"].as_str().unwrap().contains(", xnnpack "));
-    assert!(with_xnnpack || std::env::var_os("CI").is_none(), "CI installs libxnnpack-dev, yet bench engines timed no xnnpack: {report}");
-    // With XNNPACK, `auto` too: on each graph the one of the two it kept.
-    let engines: &[&str] = if with_xnnpack { &[", tract 0.", ", xnnpack ", ", auto ("] } else { &[", tract 0."] };
+    // oneDNN and XNNPACK are timed where the build found Debian's libdnnl-dev and
+    // libxnnpack-dev, which CI installs.
+    let timed = |engine: &str| figures.iter().any(|f| f["name"].as_str().unwrap().contains(engine));
+    let (with_onednn, with_xnnpack) = (timed(", onednn "), timed(", xnnpack "));
+    assert!((with_onednn && with_xnnpack) || std::env::var_os("CI").is_none(), "CI installs libdnnl-dev and libxnnpack-dev, yet bench engines timed onednn {with_onednn}, xnnpack {with_xnnpack}: {report}");
+    // In the order `auto` tries them, then `auto` (where two or more are built): on each graph
+    // the one it kept.
+    let mut engines: Vec<&str> = Vec::new();
+    if with_onednn {
+        engines.push(", onednn ");
+    }
+    if with_xnnpack {
+        engines.push(", xnnpack ");
+    }
+    engines.push(", tract 0.");
+    if engines.len() >= 2 {
+        engines.push(", auto (");
+    }
     // ResNet-50 RB1 and the bundle's RB1: phone half, server half, full network; flex, then
     // each exported-graph engine.
     assert_eq!(figures.len(), 6 * (1 + engines.len()), "{report}");
@@ -119,7 +132,7 @@ fn bench_engines_reports_flex_tract_and_xnnpack_side_by_side() {
         let flex = group[0]["name"].as_str().unwrap();
         assert!(flex.ends_with(", burn flex"), "{flex}");
         let workload = flex.trim_end_matches(", burn flex");
-        for (figure, engine) in group[1..].iter().zip(engines) {
+        for (figure, engine) in group[1..].iter().zip(&engines) {
             let name = figure["name"].as_str().unwrap();
             assert!(name.contains(engine) && name.split(engine).next().unwrap() == workload, "{flex} / {name}: one workload per group");
             let short = engine.trim_start_matches(", ").split(' ').next().unwrap();
@@ -129,9 +142,10 @@ fn bench_engines_reports_flex_tract_and_xnnpack_side_by_side() {
             let relative: f64 = note.rsplit('(').next().unwrap().split(' ').next().unwrap().parse().unwrap();
             assert!(relative < 1e-4, "{name}: {short} and flex differ by {relative} of the output's scale");
         }
-        if with_xnnpack {
-            let auto = group[3]["name"].as_str().unwrap();
-            assert!(auto.ends_with("(xnnpack)") || auto.ends_with("(tract)"), "{auto}: auto must name the engine it kept");
+        if engines.len() >= 3 {
+            let auto = group[engines.len()]["name"].as_str().unwrap();
+            let kept = |name: &str| auto.ends_with(&format!("({name})")) && timed(&format!(", {name} "));
+            assert!(kept("onednn") || kept("xnnpack") || kept("tract"), "{auto}: auto must name an engine it timed, the one it kept");
         }
         for f in group {
             assert_eq!(f["group"], "engines");
