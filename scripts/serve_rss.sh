@@ -8,7 +8,7 @@
 #   scripts/serve_rss.sh /path/to/resnet50-bundle burn -- --images photos/*/*.jpg
 set -euo pipefail
 if [ $# -lt 3 ] || [ "$3" != "--" ]; then
-    echo "usage: $0 BUNDLE tract|burn -- INFER_IMAGE_ARGS..." >&2
+    echo "usage: $0 BUNDLE auto|onednn|xnnpack|tract|burn -- INFER_IMAGE_ARGS..." >&2
     exit 2
 fi
 bundle=$1 engine=$2
