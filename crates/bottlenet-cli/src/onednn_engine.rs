@@ -17,7 +17,7 @@
 //!   calling thread, a larger one on `--threads` OpenMP threads.
 
 use crate::engine::parallel_min_fma;
-use crate::onnx_nodes::{Weight, attribute, batch_norm_affine, groups, ints, readers, weight};
+use crate::onnx_nodes::{GraphEnds, graph_ends, Weight, attribute, batch_norm_affine, groups, ints, readers, weight};
 use bottlenet_model::onnx::OnnxModel;
 use bottlenet_model::onnx::proto::{NodeProto, TensorProto};
 use bottlenet_onednn::{Network, NetworkBuilder, ValueId, Window};
@@ -242,19 +242,13 @@ impl OnednnGraph {
     /// `[batch, C', H', W']`) as a oneDNN network for batch 1: threads as the module's
     /// invariant says.
     pub fn load(model: OnnxModel) -> Result<Self> {
-        let name = format!("{} {} graph", model.metadata("bottlenet.arch").unwrap_or("exported"), model.metadata("bottlenet.half").unwrap_or("model"));
-        let fixed = |dims: &[Option<usize>]| dims.iter().skip(1).map(|d| d.ok_or_else(|| Error::Model(format!("{name}: only the batch axis may be symbolic")))).collect::<Result<Vec<_>>>();
-        let (input, output) = match (model.inputs().as_slice(), model.outputs().as_slice()) {
-            ([i], [o]) if i.dims.len() == 4 && i.dims[0].is_none() && (o.dims.len() == 2 || o.dims.len() == 4) => (i.clone(), o.clone()),
-            _ => return Err(Error::Model(format!("{name}: the onednn engine takes one [batch, C, H, W] input and one [batch, k] or [batch, C, H, W] output"))),
-        };
-        let (sample_shape, output_shape) = (fixed(&input.dims)?, fixed(&output.dims)?);
+        let GraphEnds { name, input_name, output_name, sample_shape, output_shape } = graph_ends(&model, "onednn")?;
         let [c, h, w] = sample_shape[..] else { unreachable!("four dims less the batch") };
         let graph = model.graph();
         let builder = NetworkBuilder::new(1, [c, h, w]).map_err(|e| Error::Model(format!("{name}: {e}")))?;
         let mut translation = Translation {
             name: &name,
-            values: HashMap::from([(input.name.clone(), Value { id: builder.input(), flat: false })]),
+            values: HashMap::from([(input_name, Value { id: builder.input(), flat: false })]),
             builder,
             weights: graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
             readers: readers(graph),
@@ -265,7 +259,7 @@ impl OnednnGraph {
                 translation.values.insert(out.clone(), value);
             }
         }
-        let result = translation.values.get(&output.name).copied().ok_or_else(|| Error::Model(format!("{name}: no node makes the output {:?}", output.name)))?;
+        let result = translation.values.get(&output_name).copied().ok_or_else(|| Error::Model(format!("{name}: no node makes the output {output_name:?}")))?;
         let made = translation.builder.dims(result.id).map_err(|e| Error::Model(format!("{name}: {e}")))?;
         if made[1..].iter().product::<usize>() != output_shape.iter().product::<usize>() {
             return Err(Error::Model(format!("{name}: the network makes {:?} per sample, the graph declares {output_shape:?}", &made[1..])));

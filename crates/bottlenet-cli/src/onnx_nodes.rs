@@ -2,6 +2,7 @@
 //! from its operators (XNNPACK, oneDNN): initializers as f32, attributes, how many nodes read
 //! each value, and an inference BatchNorm as the per-channel affine it folds into.
 
+use bottlenet_model::onnx::OnnxModel;
 use bottlenet_model::onnx::proto::{AttributeProto, GraphProto, NodeProto, TensorProto};
 use bottlenet_runtime::{Error, Result};
 use std::collections::HashMap;
@@ -62,4 +63,29 @@ pub fn batch_norm_affine(params: [Vec<f32>; 4], node: &NodeProto) -> Option<(Vec
     let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + epsilon).sqrt()).collect();
     let shift: Vec<f32> = beta.iter().zip(&mean).zip(&scale).map(|((b, m), a)| b - a * m).collect();
     Some((scale, shift))
+}
+
+/// What an engine that rebuilds a graph needs of its ends: one `[batch, C, H, W]` input and one
+/// `[batch, k]` or `[batch, C', H', W']` output, only the batch axis symbolic.
+pub struct GraphEnds {
+    /// e.g. `resnet50 cloud graph`, for errors.
+    pub name: String,
+    pub input_name: String,
+    pub output_name: String,
+    /// The input's shape without the batch axis, `[C, H, W]`.
+    pub sample_shape: Vec<usize>,
+    /// The output's shape without the batch axis.
+    pub output_shape: Vec<usize>,
+}
+
+/// `model`'s ends, or a one-line refusal naming `engine` (`onednn`, `xnnpack`).
+pub fn graph_ends(model: &OnnxModel, engine: &str) -> Result<GraphEnds> {
+    let name = format!("{} {} graph", model.metadata("bottlenet.arch").unwrap_or("exported"), model.metadata("bottlenet.half").unwrap_or("model"));
+    let fixed = |dims: &[Option<usize>]| dims.iter().skip(1).map(|d| d.ok_or_else(|| Error::Model(format!("{name}: only the batch axis may be symbolic")))).collect::<Result<Vec<_>>>();
+    let (input, output) = match (model.inputs().as_slice(), model.outputs().as_slice()) {
+        ([i], [o]) if i.dims.len() == 4 && i.dims[0].is_none() && (o.dims.len() == 2 || o.dims.len() == 4) => (i.clone(), o.clone()),
+        _ => return Err(Error::Model(format!("{name}: the {engine} engine takes one [batch, C, H, W] input and one [batch, k] or [batch, C, H, W] output"))),
+    };
+    let (sample_shape, output_shape) = (fixed(&input.dims)?, fixed(&output.dims)?);
+    Ok(GraphEnds { name, input_name: input.name, output_name: output.name, sample_shape, output_shape })
 }

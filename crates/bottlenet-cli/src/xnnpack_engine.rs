@@ -15,7 +15,7 @@
 
 use crate::engine::parallel_min_fma;
 use bottlenet_model::onnx::OnnxModel;
-use crate::onnx_nodes::{Weight, attribute, batch_norm_affine, ints, readers, weight};
+use crate::onnx_nodes::{GraphEnds, graph_ends, Weight, attribute, batch_norm_affine, ints, readers, weight};
 use bottlenet_model::onnx::proto::{NodeProto, TensorProto};
 use bottlenet_runtime::{Error, Result};
 use bottlenet_xnnpack::{Extent, Network, NetworkBuilder, Padding, ValueId, Window};
@@ -285,20 +285,14 @@ impl XnnpackGraph {
     /// Builds `model` (one input `[batch, C, H, W]`, one output `[batch, k]` or
     /// `[batch, C', H', W']`) as an XNNPACK network: threads as the module's invariant says.
     pub fn load(model: OnnxModel) -> Result<Self> {
-        let name = format!("{} {} graph", model.metadata("bottlenet.arch").unwrap_or("exported"), model.metadata("bottlenet.half").unwrap_or("model"));
-        let fixed = |dims: &[Option<usize>]| dims.iter().skip(1).map(|d| d.ok_or_else(|| Error::Model(format!("{name}: only the batch axis may be symbolic")))).collect::<Result<Vec<_>>>();
-        let (input, output) = match (model.inputs().as_slice(), model.outputs().as_slice()) {
-            ([i], [o]) if i.dims.len() == 4 && i.dims[0].is_none() && (o.dims.len() == 2 || o.dims.len() == 4) => (i.clone(), o.clone()),
-            _ => return Err(Error::Model(format!("{name}: the xnnpack engine takes one [batch, C, H, W] input and one [batch, k] or [batch, C, H, W] output"))),
-        };
-        let (sample_shape, output_shape) = (fixed(&input.dims)?, fixed(&output.dims)?);
+        let GraphEnds { name, input_name, output_name, sample_shape, output_shape } = graph_ends(&model, "xnnpack")?;
         let [c, h, w] = sample_shape[..] else { unreachable!("four dims less the batch") };
         let graph = model.graph();
         let readers = readers(graph);
         let builder = NetworkBuilder::new(Extent::new(h, w, c)).map_err(|e| Error::Model(format!("{name}: {e}")))?;
         let mut translation = Translation {
             name: &name,
-            values: HashMap::from([(input.name.clone(), Value { id: builder.input(), flat: false })]),
+            values: HashMap::from([(input_name, Value { id: builder.input(), flat: false })]),
             builder,
             weights: graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
             readers,
@@ -309,7 +303,7 @@ impl XnnpackGraph {
                 translation.values.insert(out.clone(), value);
             }
         }
-        let result = translation.values.get(&output.name).copied().ok_or_else(|| Error::Model(format!("{name}: no node makes the output {:?}", output.name)))?;
+        let result = translation.values.get(&output_name).copied().ok_or_else(|| Error::Model(format!("{name}: no node makes the output {output_name:?}")))?;
         let made = translation.builder.extent(result.id).map_err(|e| Error::Model(format!("{name}: {e}")))?;
         let expected: usize = output_shape.iter().product();
         if made.len() != expected {
