@@ -10,7 +10,8 @@
 //!
 //! Cargo cannot build another target from inside a test (the build directory is locked), so
 //! `.ci/run` builds the three binaries before the test command (README "Phone and server
-//! builds"). Where they are looked for, each overridable by an environment variable:
+//! builds"; there the two x86 builds also carry `wgpu`, so that they share the test build's
+//! compiled dependencies). Where they are looked for, each overridable by an environment variable:
 //! * `BOTTLENET_PHONE_AARCH64`: `<target>/aarch64-unknown-linux-gnu/release/bottlenet`
 //! * `BOTTLENET_PHONE_X86`: `<target>/split/bottlenet-phone`
 //! * `BOTTLENET_SERVER_X86`: `<target>/split/bottlenet-server`

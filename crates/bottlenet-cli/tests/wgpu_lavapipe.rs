@@ -6,10 +6,11 @@
 //! Tolerance: 1e-3 absolute on logits and on the mean training loss. A single conv2d or matmul
 //! was seen within 1e-4 of flex on lavapipe; a whole ResNet sums many of them in another order.
 //!
-//! The test exists only in builds with the `wgpu` feature
-//! (`cargo test --release -p bottlenet-cli --features wgpu --test wgpu_lavapipe`); there, under CI
-//! (`CI=true`) a machine without lavapipe fails it instead of skipping it.
-#![cfg(feature = "wgpu")]
+//! It runs in the README's test command (`cargo test --release --workspace`): the crate's
+//! dev-dependencies turn on `bottlenet-model/wgpu` for every test build, so no separate build is
+//! needed. Under CI (`CI=true`) a machine without lavapipe fails it instead of skipping it. It
+//! trains, so it needs the `full` feature (the default).
+#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used)] // tests may unwrap (COMMON.md)
 
 #[allow(dead_code)]
@@ -102,6 +103,7 @@ fn host(x: Tensor<2>) -> Vec<f32> {
 
 #[test]
 fn wgpu_matches_flex_on_training_evaluation_and_serving() {
+    assert!(DeviceChoice::Wgpu.is_available(), "the test build should have burn's wgpu engine (bottlenet-cli's dev-dependency on bottlenet-model/wgpu)");
     if !wgpu_ready() {
         return;
     }
