@@ -170,6 +170,10 @@ pub fn run(args: InferArgs) -> Result<()> {
     let cloud = Bundle::load_cloud(&args.bundle, &device).with_context(|| format!("loading {} for the mobile-only path", args.bundle.display()))?;
     let network = Bundle::load_full(&args.bundle, &device).with_context(|| format!("loading the full network of {}", args.bundle.display()))?;
     let phone = BundlePhone::new(mobile, device).with_full(cloud).with_network(network).with_engine(engine).with_context(|| format!("preparing {} on {engine}", args.bundle.display()))?;
+    // What loading freed (exports, planners' copies) goes back to the system before the first
+    // request: the binary's malloc settings would keep it resident (bottlenet-heap's docs).
+    let released = bottlenet_heap::release_free_memory();
+    tracing::debug!(released, "freed load-time memory handed back");
     tracing::info!(engine = %engine.describe(), "inference engine");
     let mode = match args.split.as_deref() {
         Some(bottlenet_runtime::CLOUD_ONLY) => SplitMode::CloudOnly,

@@ -103,6 +103,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         model = model.with_full(mobile);
     }
     let model = model.with_engine(engine).with_context(|| format!("preparing {} on {engine}", args.bundle.display()))?;
+    // What loading freed (exports, planners' copies) goes back to the system before the first
+    // request: the binary's malloc settings would keep it resident (bottlenet-heap's docs).
+    let released = bottlenet_heap::release_free_memory();
+    tracing::debug!(released, "freed load-time memory handed back");
     tracing::info!(engine = %engine.describe(), "inference engine");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let (tls, token_required) = (config.tls.is_some(), config.token.is_some());
