@@ -50,6 +50,7 @@ pub const dnnl_goihw: dnnl_format_tag_t = 7; // = dnnl_abcde
 pub const dnnl_nc: dnnl_format_tag_t = 3; // = dnnl_ab
 pub const dnnl_iohw: dnnl_format_tag_t = 24; // = dnnl_bacd
 pub const dnnl_giohw: dnnl_format_tag_t = 18; // = dnnl_acbde
+pub const dnnl_nChw8c: dnnl_format_tag_t = 93; // = dnnl_aBcd8b (oneDNN 2.6's dnnl_types.h)
 // dnnl_prop_kind_t
 pub const dnnl_forward_training: dnnl_prop_kind_t = 64;
 pub const dnnl_forward_inference: dnnl_prop_kind_t = 96;
@@ -254,6 +255,7 @@ unsafe extern "C" {
     ) -> dnnl_status_t;
     pub fn dnnl_memory_set_data_handle(memory: dnnl_memory_t, handle: *mut c_void)
     -> dnnl_status_t;
+    pub fn dnnl_memory_get_data_handle(memory: *const dnnl_memory, handle: *mut *mut c_void) -> dnnl_status_t;
     pub fn dnnl_memory_destroy(memory: dnnl_memory_t) -> dnnl_status_t;
 
     pub fn dnnl_dilated_convolution_forward_desc_init(
@@ -388,6 +390,22 @@ unsafe extern "C" {
         args: *const dnnl_exec_arg_t,
     ) -> dnnl_status_t;
     pub fn dnnl_primitive_destroy(primitive: dnnl_primitive_t) -> dnnl_status_t;
+    /// Row-major `C = alpha·op(A)·op(B) + beta·C` (`transa`/`transb`: `b'N'` or `b'T'`).
+    pub fn dnnl_sgemm(
+        transa: c_char,
+        transb: c_char,
+        m: dnnl_dim_t,
+        n: dnnl_dim_t,
+        k: dnnl_dim_t,
+        alpha: f32,
+        a: *const f32,
+        lda: dnnl_dim_t,
+        b: *const f32,
+        ldb: dnnl_dim_t,
+        beta: f32,
+        c: *mut f32,
+        ldc: dnnl_dim_t,
+    ) -> dnnl_status_t;
 }
 
 // OpenMP, oneDNN's thread runtime in Debian's build (`DNNL_CPU_RUNTIME` = OMP): the number of
@@ -470,6 +488,7 @@ mod tests {
             ("dnnl_nc", dnnl_nc.into()),
             ("dnnl_iohw", dnnl_iohw.into()),
             ("dnnl_giohw", dnnl_giohw.into()),
+            ("dnnl_nChw8c", dnnl_nChw8c.into()),
             ("dnnl_deconvolution_direct", dnnl_deconvolution_direct.into()),
             ("dnnl_eltwise_relu", dnnl_eltwise_relu.into()),
             ("dnnl_pooling_max", dnnl_pooling_max.into()),

@@ -13,6 +13,7 @@
 //!   with fused ReLU and residual sums, transposed convolutions, pooling, a
 //!   fully-connected layer) checked in Rust, then planned as primitives that
 //!   keep their activations in the formats they chose;
+//! * the Winograd 3×3 convolutions that networks use on AVX2 hosts (`winograd.rs`);
 //! * [`Error`]: what can go wrong, one line each.
 //!
 //! Buffers crossing the API are plain row-major `f32`: input/output NCHW,
@@ -31,6 +32,9 @@ mod ffi;
 mod network;
 mod primitive;
 mod shape;
+// Used by the network planner only where oneDNN is linked.
+#[cfg_attr(not(onednn_linked), allow(dead_code))]
+mod winograd;
 
 pub use network::{NetworkBuilder, ValueId, Window};
 pub use primitive::{Algorithm, Conv2dKernels, Format, Network};

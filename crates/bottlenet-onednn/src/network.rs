@@ -101,6 +101,8 @@ pub struct NetworkBuilder {
     /// Each layer and the value it makes.
     pub(crate) layers: Vec<(Layer, ValueId)>,
     multiply_adds: f64,
+    /// Whether eligible 3×3 convolutions may run as Winograd layers (`winograd.rs`).
+    pub(crate) winograd: bool,
 }
 
 impl NetworkBuilder {
@@ -109,7 +111,7 @@ impl NetworkBuilder {
         if batch == 0 || c == 0 || h == 0 || w == 0 {
             return Err(Error::Shape(format!("the input must be non-empty, got [{batch}, {c}, {h}, {w}]")));
         }
-        Ok(Self { dims: vec![[batch, c, h, w]], producer: vec![None], layers: Vec::new(), multiply_adds: 0.0 })
+        Ok(Self { dims: vec![[batch, c, h, w]], producer: vec![None], layers: Vec::new(), multiply_adds: 0.0, winograd: true })
     }
 
     /// The network's input.
@@ -201,6 +203,16 @@ impl NetworkBuilder {
         Self::check_len("fully-connected weight", weight.len(), outputs * c * h * w)?;
         Self::check_len("fully-connected bias", bias.len(), outputs)?;
         Ok(self.push(Layer::FullyConnected { x, weight, bias, relu: false }, [n, outputs, 1, 1], (n * outputs * c * h * w) as f64))
+    }
+
+    /// Whether the plan may run 3×3 stride-1 convolutions as Winograd layers (on by default):
+    /// F(4×4, 3×3) or F(2×2, 3×3) where the host has AVX2, oneDNN keeps the layer's activations
+    /// in `nChw8c` and the layer is large enough (`winograd.rs`). Off, every convolution is
+    /// oneDNN's direct one. Winograd rounds differently (within about 1e-5 of the output's
+    /// scale per layer).
+    pub fn set_winograd(&mut self, allowed: bool) -> &mut Self {
+        self.winograd = allowed;
+        self
     }
 
     /// Plans the layers up to `output` as oneDNN primitives that run on `threads` OpenMP

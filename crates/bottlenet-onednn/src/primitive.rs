@@ -62,6 +62,8 @@ pub use network_imp::Network;
 #[cfg(onednn_linked)]
 mod network_plan;
 #[cfg(onednn_linked)]
+mod winograd_step;
+#[cfg(onednn_linked)]
 use network_plan as network_imp;
 
 #[cfg(not(onednn_linked))]

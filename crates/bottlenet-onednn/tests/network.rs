@@ -322,3 +322,58 @@ fn wrong_buffer_lengths_are_refused_in_one_line() {
     network.run(&[1.0; 32], &mut out).unwrap();
     assert_eq!(out, vec![2.0; 32]);
 }
+
+/// The Winograd layers this host's plan should hold: some on an AVX2 host (oneDNN's kernels
+/// keep `nChw8c` there), none with AVX-512 (`nChw16c`) or without AVX2.
+fn expect_winograd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        has!("avx2") && has!("fma") && !has!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[test]
+fn winograd_layers_give_the_direct_answers() {
+    // A ResNet-like chain: 1×1 stem, 3×3 at 28² (F(4×4)), a strided 3×3, 3×3 at 14² (F(2×2)),
+    // then a 3×3 with a residual sum (direct), two images.
+    let dims = [2, 3, 28, 28];
+    let input = values(dims.iter().product(), 40);
+    let x = Tensor::from_f32(dims, &input);
+    let w = |o: usize, c: usize, k: usize, seed| (values(o * c * k * k, seed).iter().map(|v| v * 0.2).collect::<Vec<f32>>(), values(o, seed + 100));
+    let [(w0, b0), (w1, b1), (w2, b2), (w3, b3), (w4, b4)] = [w(64, 3, 1, 41), w(64, 64, 3, 42), w(72, 64, 3, 43), w(72, 72, 3, 44), w(72, 72, 3, 45)];
+    let mut b = NetworkBuilder::new(2, [3, 28, 28]).unwrap();
+    let stem = b.convolution(b.input(), window(1, 1, 0), 1, 64, w0.clone(), b0.clone()).unwrap();
+    assert!(b.fuse_relu(stem));
+    let f4 = b.convolution(stem, window(3, 1, 1), 1, 64, w1.clone(), b1.clone()).unwrap();
+    assert!(b.fuse_relu(f4));
+    let down = b.convolution(f4, window(3, 2, 1), 1, 72, w2.clone(), b2.clone()).unwrap();
+    let f2 = b.convolution(down, window(3, 1, 1), 1, 72, w3.clone(), b3.clone()).unwrap();
+    let last = b.convolution(f2, window(3, 1, 1), 1, 72, w4.clone(), b4.clone()).unwrap();
+    let out = b.add(last, down, [true, true]).unwrap();
+    assert!(b.fuse_relu(out));
+
+    let r_stem = relu(conv(&x, &window(1, 1, 0), 1, 64, &w0, &b0));
+    let r_f4 = relu(conv(&r_stem, &window(3, 1, 1), 1, 64, &w1, &b1));
+    let r_down = conv(&r_f4, &window(3, 2, 1), 1, 72, &w2, &b2);
+    let r_f2 = conv(&r_down, &window(3, 1, 1), 1, 72, &w3, &b3);
+    let want = relu(conv(&r_f2, &window(3, 1, 1), 1, 72, &w4, &b4).plus(&r_down));
+    for (allowed, threads) in [(true, 1), (true, 2), (false, 2)] {
+        let mut builder = b.clone();
+        builder.set_winograd(allowed);
+        let Some(mut network) = plan(builder, out, threads) else { return };
+        let described = network.describe().to_vec();
+        let winograd: Vec<&String> = described.iter().filter(|d| d.contains("winograd")).collect();
+        if allowed && expect_winograd() {
+            assert_eq!(winograd.len(), 2, "{described:?}");
+            assert!(winograd[0].contains("F(4x4,3x3)") && winograd[1].contains("F(2x2,3x3)"), "{described:?}");
+        } else {
+            assert!(winograd.is_empty(), "{described:?}");
+        }
+        check(&format!("winograd allowed {allowed}, {threads} threads"), &mut network, &input, &want);
+    }
+}

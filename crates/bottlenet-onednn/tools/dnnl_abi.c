@@ -13,7 +13,7 @@ int main(void) {
     printf("%-40s %zu\n", "offsetof md.format_kind", offsetof(dnnl_memory_desc_t, format_kind));
     printf("%-40s %zu\n", "sizeof enum", sizeof(dnnl_format_tag_t));
     V(dnnl_success); V(dnnl_f32); V(dnnl_format_kind_any); V(dnnl_blocked);
-    V(dnnl_format_tag_undef); V(dnnl_format_tag_any); V(dnnl_a); V(dnnl_x); V(dnnl_nchw); V(dnnl_oihw); V(dnnl_goihw); V(dnnl_nc); V(dnnl_iohw); V(dnnl_giohw); V(dnnl_abcd); V(dnnl_abcde); V(dnnl_nhwc);
+    V(dnnl_format_tag_undef); V(dnnl_format_tag_any); V(dnnl_a); V(dnnl_x); V(dnnl_nchw); V(dnnl_oihw); V(dnnl_goihw); V(dnnl_nc); V(dnnl_iohw); V(dnnl_giohw); V(dnnl_nChw8c); V(dnnl_abcd); V(dnnl_abcde); V(dnnl_nhwc);
     V(dnnl_forward_training); V(dnnl_forward_inference); V(dnnl_backward_data); V(dnnl_backward_weights);
     V(dnnl_convolution_direct); V(dnnl_convolution_auto); V(dnnl_convolution_winograd);
     V(dnnl_deconvolution_direct); V(dnnl_eltwise_relu); V(dnnl_pooling_max); V(dnnl_pooling_avg_exclude_padding);

@@ -275,6 +275,14 @@ pub(super) fn init_md(dims: &[i64], tag: dnnl_format_tag_t) -> Result<dnnl_memor
     Ok(md)
 }
 
+/// The buffer behind `memory` (library-allocated, or the handle last set).
+pub(super) fn data_handle(memory: dnnl_memory_t) -> Result<*mut c_void> {
+    let mut handle = ptr::null_mut();
+    // SAFETY: a live memory object and a valid out-pointer; nothing is dereferenced.
+    check("dnnl_memory_get_data_handle", unsafe { dnnl_memory_get_data_handle(memory, &mut handle) })?;
+    Ok(handle)
+}
+
 pub(super) fn md_equal(a: &dnnl_memory_desc_t, b: &dnnl_memory_desc_t) -> bool {
     // SAFETY: both are initialised mds.
     unsafe { dnnl_memory_desc_equal(a, b) != 0 }

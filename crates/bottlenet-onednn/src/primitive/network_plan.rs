@@ -7,13 +7,17 @@
 //!   a copy of the other operand, or into the operand itself where this layer is its last reader
 //!   and the formats agree (never into the caller's input);
 //! * weights are reordered into their chosen formats once, here; biases stay plain;
+//! * a Winograd step (ours, `winograd_step.rs`) reads its source only after the stream has
+//!   finished the primitives before it, and writes a destination buffer of its own;
 //! * all primitives share one scratchpad buffer (they run one after another), so a network may
 //!   run on any thread but not on two at once (`&mut self`);
 //! * the caller's buffers are only borrowed during [`Network::run`], which waits for the stream.
 
 use super::handles::*;
+use super::winograd_step::WinogradStep;
 use crate::ffi::*;
 use crate::network::{ConvLayer, Layer, NetworkBuilder, ValueId, Window};
+use crate::winograd::{Geometry, Scratch, Tile, WinogradConv};
 use crate::{Error, Result};
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -45,8 +49,14 @@ impl Aligned {
     }
 }
 
+/// One step of a run: a oneDNN primitive, or a Winograd layer of ours.
+enum Step {
+    Primitive(PrimitiveStep),
+    Winograd(WinogradStep),
+}
+
 /// One primitive and its arguments, run in order.
-struct Step {
+struct PrimitiveStep {
     prim: Primitive,
     args: Vec<dnnl_exec_arg_t>,
     /// The scratchpad this primitive needs (bytes, and its md), bound after planning.
@@ -69,6 +79,8 @@ pub struct Network {
     output_len: usize,
     output_dims: [usize; 4],
     summary: Vec<String>,
+    /// One per thread, shared by the Winograd steps (which run one at a time).
+    winograd_scratch: Vec<Scratch>,
     // Field order is drop order: primitives, then memories, then the storage behind them, the
     // stream, the engine last.
     steps: Vec<Step>,
@@ -126,6 +138,8 @@ fn plain_tag(ndims: usize) -> dnnl_format_tag_t {
 }
 
 struct Planner {
+    /// Whether eligible convolutions may run as Winograd layers ([`NetworkBuilder::set_winograd`]).
+    winograd: bool,
     engine: Engine,
     stream: Stream,
     steps: Vec<Step>,
@@ -157,7 +171,7 @@ impl Planner {
     fn step(&mut self, pd: &PrimitiveDesc, args: Vec<dnnl_exec_arg_t>) -> Result<()> {
         let scratch = pd.md(dnnl_query_scratchpad_md, 0)?;
         let scratch = (md_size(&scratch) > 0).then_some(scratch);
-        self.steps.push(Step { prim: Primitive::new(pd)?, args, scratch });
+        self.steps.push(Step::Primitive(PrimitiveStep { prim: Primitive::new(pd)?, args, scratch }));
         Ok(())
     }
 
@@ -228,6 +242,9 @@ impl Planner {
         check("dnnl_dilated_(de)convolution_forward_desc_init", status)?;
         let attr = Attr::with_post_ops(conv.residual.is_some(), conv.relu)?;
         let pd = PrimitiveDesc::operation(&*desc, &attr, &self.engine, None)?;
+        if let Some(done) = self.winograd_convolution(conv, src_dims, dst_dims, &pd, values)? {
+            return Ok(done);
+        }
         let source = self.in_format(placed(values, conv.x)?, &pd.md(dnnl_query_src_md, 0)?)?;
         let plain_weights = init_md(&dims_of(&weight_dims), weight_tag)?;
         let weights = self.weights(&plain_weights, &pd.md(dnnl_query_weights_md, 0)?, &conv.weight)?;
@@ -257,6 +274,42 @@ impl Planner {
         ];
         self.step(&pd, args)?;
         Ok(Placed { md: dst_md, memory: dst, rank: 4 })
+    }
+
+    /// `conv` as a Winograd layer (`winograd.rs`) where it is one that pays: 3×3, stride 1,
+    /// padding 1, no groups, no residual sum, not on the caller's input, on a host with AVX2
+    /// where oneDNN's own kernel (`direct`) keeps source and destination in `nChw8c`, and of a
+    /// size [`Tile::for_layer`] takes. `None` leaves it to oneDNN.
+    fn winograd_convolution(&mut self, conv: &ConvLayer, src_dims: [usize; 4], dst_dims: [usize; 4], direct: &PrimitiveDesc, values: &[Option<Placed>]) -> Result<Option<Placed>> {
+        let window = &conv.window;
+        let shaped = window.kernel == [3, 3] && window.stride == [1, 1] && window.dilation == [1, 1] && window.padding == [1; 4];
+        if !self.winograd || !shaped || conv.transposed.is_some() || conv.groups != 1 || conv.residual.is_some() || conv.x.0 == 0 || !has_avx2_fma() {
+            return Ok(None);
+        }
+        let [batch, in_channels, height, width] = src_dims;
+        let geometry = Geometry { batch, in_channels, out_channels: dst_dims[1], height, width };
+        let Some(tile) = Tile::for_layer(geometry) else { return Ok(None) };
+        let (src_md, dst_md) = (init_md(&dims_of(&src_dims), dnnl_nChw8c)?, init_md(&dims_of(&dst_dims), dnnl_nChw8c)?);
+        if !md_equal(&direct.md(dnnl_query_src_md, 0)?, &src_md) || !md_equal(&direct.md(dnnl_query_dst_md, 0)?, &dst_md) {
+            return Ok(None);
+        }
+        let layer = WinogradConv::new(geometry, tile, &conv.weight, &conv.bias, conv.relu);
+        let [source_len, destination_len] = layer.lens();
+        let source = self.in_format(placed(values, conv.x)?, &src_md)?;
+        if md_size(&src_md) != source_len * 4 || md_size(&dst_md) != destination_len * 4 {
+            return Err(Error::Shape(format!("a Winograd layer's nChw8c buffers are padded ({} and {} bytes for {source_len} and {destination_len} values)", md_size(&src_md), md_size(&dst_md))));
+        }
+        let mut buffer = Aligned::zeroed(destination_len * 4);
+        let destination = buffer.ptr();
+        let memory = Memory::new(&dst_md, &self.engine, DNNL_MEMORY_NONE)?;
+        memory.set_handle(destination)?;
+        let raw = memory.0;
+        self.storage.push(buffer);
+        self.memories.push(memory);
+        let source_buffer = data_handle(source.memory)?;
+        self.summary.push(format!("convolution: {}", tile.name()));
+        self.steps.push(Step::Winograd(WinogradStep::new(layer, source_buffer.cast_const().cast(), destination.cast())));
+        Ok(Some(Placed { md: dst_md, memory: raw, rank: 4 }))
     }
 
     fn pooling(&mut self, source: Placed, dst_dims: [usize; 4], window: &Window, algorithm: dnnl_alg_kind_t) -> Result<Placed> {
@@ -343,6 +396,18 @@ impl Drop for OmpThreads {
     }
 }
 
+/// Whether the transforms of `winograd.rs` run as AVX2 code here (pulp's `V3`).
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 fn placed(values: &[Option<Placed>], v: ValueId) -> Result<Placed> {
     values.get(v.0).copied().flatten().ok_or_else(|| Error::Shape(format!("value {} is read before it is made", v.0)))
 }
@@ -363,7 +428,7 @@ impl Network {
         let _threads = OmpThreads::set(threads);
         let engine = Engine::new()?;
         let stream = Stream::new(&engine)?;
-        let mut planner = Planner { engine, stream, steps: Vec::new(), memories: Vec::new(), storage: Vec::new(), summary: Vec::new() };
+        let mut planner = Planner { winograd: builder.winograd, engine, stream, steps: Vec::new(), memories: Vec::new(), storage: Vec::new(), summary: Vec::new() };
         let input_md = init_md(&dims_of(&dims[0]), dnnl_nchw)?;
         let input = Memory::new(&input_md, &planner.engine, DNNL_MEMORY_NONE)?;
         let mut values: Vec<Option<Placed>> = vec![None; dims.len()];
@@ -389,27 +454,29 @@ impl Network {
         let output_memory = Memory::new(&output_md, &planner.engine, DNNL_MEMORY_NONE)?;
         planner.reorder_step(result, &output_md, output_memory.0)?;
         // One scratchpad for all steps, as large as the largest needs.
-        let scratch_bytes = planner.steps.iter().filter_map(|s| s.scratch.as_ref()).map(md_size).max().unwrap_or(0);
+        let primitive_scratch = |s: &Step| if let Step::Primitive(p) = s { p.scratch } else { None };
+        let scratch_bytes = planner.steps.iter().filter_map(primitive_scratch).map(|md| md_size(&md)).max().unwrap_or(0);
         if scratch_bytes > 0 {
             let mut shared = Aligned::zeroed(scratch_bytes);
             let base = shared.ptr();
-            for i in 0..planner.steps.len() {
-                if let Some(md) = planner.steps[i].scratch {
-                    let memory = Memory::new(&md, &planner.engine, DNNL_MEMORY_NONE)?;
+            for step in &mut planner.steps {
+                if let Step::Primitive(PrimitiveStep { scratch: Some(md), args, .. }) = step {
+                    let memory = Memory::new(md, &planner.engine, DNNL_MEMORY_NONE)?;
                     memory.set_handle(base)?;
-                    planner.steps[i].args.push(dnnl_exec_arg_t { arg: DNNL_ARG_SCRATCHPAD, memory: memory.0 });
+                    args.push(dnnl_exec_arg_t { arg: DNNL_ARG_SCRATCHPAD, memory: memory.0 });
                     planner.memories.push(memory);
                 }
             }
             planner.storage.push(shared);
         }
-        let Planner { engine, stream, steps, memories, storage, summary } = planner;
+        let Planner { engine, stream, steps, memories, storage, summary, .. } = planner;
         Ok(Self {
             threads: threads.max(1),
             input_len: dims[0].iter().product(),
             output_len: output_dims.iter().product(),
             output_dims,
             summary,
+            winograd_scratch: (0..threads.max(1)).map(|_| Scratch::default()).collect(),
             steps,
             input,
             output: output_memory,
@@ -445,7 +512,17 @@ impl Network {
         self.input.set_handle(input.as_ptr().cast_mut().cast())?;
         self.output.set_handle(output.as_mut_ptr().cast())?;
         let threads = OmpThreads::set(self.threads);
-        let ran = self.steps.iter().try_for_each(|s| s.prim.execute(&self.stream, &s.args)).and_then(|()| self.stream.wait());
+        let scratch = &mut self.winograd_scratch;
+        let stream = &self.stream;
+        let ran = self
+            .steps
+            .iter_mut()
+            .try_for_each(|step| match step {
+                Step::Primitive(p) => p.prim.execute(stream, &p.args),
+                // The primitives before it have finished writing its source.
+                Step::Winograd(w) => stream.wait().and_then(|()| w.run(scratch)),
+            })
+            .and_then(|()| self.stream.wait());
         // The stream is idle (or the run failed before queueing more), so the borrows may end.
         let _ = self.stream.wait();
         drop(threads);

@@ -1,0 +1,514 @@
+//! Winograd minimal filtering for the 3×3, stride-1, padding-1 convolutions of an inference
+//! network on AVX2 hosts (Lavin & Gray 2016, F(m×m, 3×3)), where oneDNN 2.6 has only direct
+//! kernels (its Winograd is AVX-512 only). Safe Rust: the weight, input and output transforms;
+//! the α² matrix products per chunk of tiles are handed to a caller's GEMM (oneDNN's `sgemm`).
+//!
+//! Buffer layouts (all row-major `f32`):
+//! * activations `nChw8c` (what oneDNN's AVX2 kernels choose): `[n][c/8][h][w][8]`, channels a
+//!   multiple of 8;
+//! * transformed input `V[ξ][t][c]` and products `M[ξ][t][o]` of one chunk of tiles, `ξ < α²` the
+//!   position in the α×α transformed tile, `t` the chunk's tile (rows of tiles, then columns);
+//! * transformed weights `U[ξ][c][o]`, so that `M[ξ] = V[ξ] · U[ξ]`.
+//!
+//! Why it is faster here: F(4×4, 3×3) does 4× fewer multiply-adds than a direct convolution,
+//! F(2×2, 3×3) 2.25×; the transforms are a few additions per value. Measured on a 2-core AVX2
+//! EPYC, 2 threads, one layer alone (docs/engines.md, "Winograd convolutions"): 64→64 at 56²
+//! 1.2–1.7 ms with F(4×4) against oneDNN's `jit:avx2` 2.0–2.4 ms and onnxruntime's 1.7–1.8 ms.
+
+use pulp::{Arch, Simd, WithSimd};
+use rayon::prelude::*;
+
+/// Eight channels of one pixel: one `nChw8c` block, one AVX2 register.
+type Lanes = [f32; 8];
+
+/// `a·x + b·y` lane by lane (the transforms' only operation).
+#[inline(always)]
+fn mix(a: f32, x: &Lanes, b: f32, y: &Lanes) -> Lanes {
+    let mut out = [0f32; 8];
+    for l in 0..8 {
+        out[l] = a * x[l] + b * y[l];
+    }
+    out
+}
+
+#[inline(always)]
+fn plus(x: &Lanes, y: &Lanes) -> Lanes {
+    mix(1., x, 1., y)
+}
+
+#[inline(always)]
+fn minus(x: &Lanes, y: &Lanes) -> Lanes {
+    mix(1., x, -1., y)
+}
+
+/// One tile size: `M` outputs per side from `A = M + 2` inputs per side.
+pub(crate) trait TileSize<const A: usize, const M: usize>: Copy + Send + Sync {
+    /// `G` (α×3): `U = G g Gᵀ` for a 3×3 kernel `g`.
+    const G: [[f64; 3]; A];
+    /// `Bᵀ d` for one line `d` of an input tile.
+    fn input_line(d: &[Lanes; A]) -> [Lanes; A];
+    /// `Aᵀ m` for one line `m` of a product tile.
+    fn output_line(m: &[Lanes; A]) -> [Lanes; M];
+}
+
+/// F(2×2, 3×3): 4×4 input tiles, 16 products, 2.25× fewer multiply-adds than direct.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct F2;
+/// F(4×4, 3×3): 6×6 input tiles, 36 products, 4× fewer multiply-adds than direct.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct F4;
+
+impl TileSize<4, 2> for F2 {
+    const G: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0., 0., 1.]];
+    #[inline(always)]
+    fn input_line(d: &[Lanes; 4]) -> [Lanes; 4] {
+        [minus(&d[0], &d[2]), plus(&d[1], &d[2]), minus(&d[2], &d[1]), minus(&d[1], &d[3])]
+    }
+    #[inline(always)]
+    fn output_line(m: &[Lanes; 4]) -> [Lanes; 2] {
+        [plus(&plus(&m[0], &m[1]), &m[2]), minus(&minus(&m[1], &m[2]), &m[3])]
+    }
+}
+
+impl TileSize<6, 4> for F4 {
+    const G: [[f64; 3]; 6] = [
+        [1. / 4., 0., 0.],
+        [-1. / 6., -1. / 6., -1. / 6.],
+        [-1. / 6., 1. / 6., -1. / 6.],
+        [1. / 24., 1. / 12., 1. / 6.],
+        [1. / 24., -1. / 12., 1. / 6.],
+        [0., 0., 1.],
+    ];
+    #[inline(always)]
+    fn input_line(d: &[Lanes; 6]) -> [Lanes; 6] {
+        // Lavin & Gray's Bᵀ, rows shared in pairs: (d4 − 4·d2) ± (d3 − 4·d1)… as in NNPACK.
+        let d4_4d2 = mix(1., &d[4], -4., &d[2]);
+        let d3_4d1 = mix(1., &d[3], -4., &d[1]);
+        let d4_d2 = minus(&d[4], &d[2]);
+        let d3_d1 = mix(2., &d[3], -2., &d[1]);
+        [
+            mix(1., &mix(4., &d[0], -5., &d[2]), 1., &d[4]),
+            plus(&d4_4d2, &d3_4d1),
+            minus(&d4_4d2, &d3_4d1),
+            plus(&d4_d2, &d3_d1),
+            minus(&d4_d2, &d3_d1),
+            mix(1., &mix(4., &d[1], -5., &d[3]), 1., &d[5]),
+        ]
+    }
+    #[inline(always)]
+    fn output_line(m: &[Lanes; 6]) -> [Lanes; 4] {
+        let (s12, d12) = (plus(&m[1], &m[2]), minus(&m[1], &m[2]));
+        let (s34, d34) = (plus(&m[3], &m[4]), minus(&m[3], &m[4]));
+        [
+            plus(&plus(&m[0], &s12), &s34),
+            mix(1., &d12, 2., &d34),
+            mix(1., &s12, 4., &s34),
+            plus(&mix(1., &d12, 8., &d34), &m[5]),
+        ]
+    }
+}
+
+/// The geometry of one convolution: batch, channels in and out, and the (same) input and
+/// output height and width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Geometry {
+    /// Tiles per image row and column for output tiles of side `m`.
+    fn tiles(self, m: usize) -> [usize; 2] {
+        [self.height.div_ceil(m), self.width.div_ceil(m)]
+    }
+}
+
+/// The tile size a layer runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tile {
+    /// F(2×2, 3×3).
+    F2,
+    /// F(4×4, 3×3).
+    F4,
+}
+
+/// Fewest tiles of one image worth a Winograd layer: below this the α² products are too small
+/// for each to repack its `U[ξ]` (C·O values) cheaply. Measured (2-core AVX2, 2 threads):
+/// 256→256 at 14² took 2.4–2.9 ms with F(4×4) (16 tiles) against 0.8–1.1 ms with F(2×2)
+/// (49 tiles), and 512→512 at 7² 4.6–5.4 ms with F(2×2) (16 tiles) against oneDNN's direct
+/// 2.3–2.9 ms.
+const MIN_TILES: usize = 24;
+
+/// Fewest input and output channels worth a Winograd layer (the measured range; the compact
+/// network's 16- and 32-channel layers stay direct).
+const MIN_CHANNELS: usize = 64;
+
+impl Tile {
+    /// The tile size for a 3×3 stride-1 padding-1 layer of `geometry`, the largest with at
+    /// least [`MIN_TILES`] tiles per image; `None` where the direct convolution is faster or
+    /// the channels are not whole `nChw8c` blocks.
+    pub(crate) fn for_layer(geometry: Geometry) -> Option<Self> {
+        let Geometry { in_channels: c, out_channels: o, height: h, width: w, .. } = geometry;
+        if c % 8 != 0 || o % 8 != 0 || c < MIN_CHANNELS || o < MIN_CHANNELS {
+            return None;
+        }
+        let tiles = |m: usize| h.div_ceil(m) * w.div_ceil(m);
+        [(Self::F4, 4), (Self::F2, 2)].into_iter().find(|&(_, m)| tiles(m) >= MIN_TILES).map(|(tile, _)| tile)
+    }
+
+    /// How [`crate::Network::describe`] names it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::F2 => "winograd F(2x2,3x3) (bottlenet, AVX2) + sgemm",
+            Self::F4 => "winograd F(4x4,3x3) (bottlenet, AVX2) + sgemm",
+        }
+    }
+}
+
+/// One planned Winograd layer: `relu?(conv3×3(x) + bias)`, weights transformed once.
+#[derive(Debug)]
+pub(crate) struct WinogradConv {
+    geometry: Geometry,
+    tile: Tile,
+    /// `U[ξ][c][o]`.
+    u: Vec<f32>,
+    bias: Vec<f32>,
+    relu: bool,
+}
+
+impl WinogradConv {
+    /// `weight` is OIHW 3×3 (`[o][c][3][3]`), `bias` `[o]`; the caller checked the shapes.
+    pub(crate) fn new(geometry: Geometry, tile: Tile, weight: &[f32], bias: &[f32], relu: bool) -> Self {
+        let u = match tile {
+            Tile::F2 => transform_weights::<F2, 4, 2>(geometry, weight),
+            Tile::F4 => transform_weights::<F4, 6, 4>(geometry, weight),
+        };
+        Self { geometry, tile, u, bias: bias.to_vec(), relu }
+    }
+
+    /// Values in the source and in the destination (`nChw8c`, no padding).
+    pub(crate) fn lens(&self) -> [usize; 2] {
+        let Geometry { batch, in_channels, out_channels, height, width } = self.geometry;
+        [batch * in_channels * height * width, batch * out_channels * height * width]
+    }
+
+    /// Runs the layer: one task per scratch buffer on rayon's pool (1: on the calling thread).
+    pub(crate) fn run(&self, source: &[f32], destination: &mut [f32], gemm: Gemm<'_>, scratch: &mut [Scratch]) {
+        match self.tile {
+            Tile::F2 => convolve::<F2, 4, 2>(self.geometry, source, &self.u, &self.bias, self.relu, destination, gemm, scratch),
+            Tile::F4 => convolve::<F4, 6, 4>(self.geometry, source, &self.u, &self.bias, self.relu, destination, gemm, scratch),
+        }
+    }
+}
+
+/// `U[ξ][c][o] = (G g Gᵀ)[ξ]` for OIHW 3×3 `weight`, computed in f64.
+fn transform_weights<T: TileSize<A, M>, const A: usize, const M: usize>(geometry: Geometry, weight: &[f32]) -> Vec<f32> {
+    let (c_count, o_count) = (geometry.in_channels, geometry.out_channels);
+    let mut u = vec![0f32; A * A * c_count * o_count];
+    for o in 0..o_count {
+        for c in 0..c_count {
+            let g = &weight[(o * c_count + c) * 9..][..9];
+            // G g: A×3.
+            let gg: [[f64; 3]; A] = std::array::from_fn(|r| std::array::from_fn(|j| (0..3).map(|q| T::G[r][q] * f64::from(g[q * 3 + j])).sum()));
+            for r in 0..A {
+                for s in 0..A {
+                    let value: f64 = (0..3).map(|q| gg[r][q] * T::G[s][q]).sum();
+                    u[((r * A + s) * c_count + c) * o_count + o] = value as f32;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// A row-major single-threaded `C[m×n] = A[m×k] · B[k×n]` (lda = k, ldb = n, ldc = n).
+pub(crate) type Gemm<'a> = &'a (dyn Fn(usize, usize, usize, &[f32], &[f32], &mut [f32]) + Sync);
+
+/// The convolution `destination = relu?(conv3×3(source) + bias)` on `nChw8c` buffers with
+/// transformed weights `u` (see [`transform_weights`]). The tiles are cut into chunks of whole
+/// tile rows of about `CHUNK_TILES` tiles; each chunk is transformed, multiplied (`gemm`, α²
+/// products) and transformed back while its buffers are still in cache, one rayon task per chunk.
+fn convolve<T: TileSize<A, M>, const A: usize, const M: usize>(geometry: Geometry, source: &[f32], u: &[f32], bias: &[f32], relu: bool, destination: &mut [f32], gemm: Gemm<'_>, scratch: &mut [Scratch]) {
+    let Geometry { batch, height: h, width: w, in_channels: c, out_channels: o } = geometry;
+    let [ty, tx] = geometry.tiles(M);
+    let rows_per_chunk = (CHUNK_TILES / tx).clamp(1, ty);
+    // chunks: (image, first tile row, per output block its image rows).
+    let mut chunks: Vec<(usize, usize, Vec<&mut [f32]>)> = Vec::new();
+    for (n, image) in destination[..batch * o * h * w].chunks_exact_mut(o * h * w).enumerate() {
+        let first = chunks.len();
+        let ranges: Vec<[usize; 2]> = (0..ty).step_by(rows_per_chunk).map(|r| [r, (r + rows_per_chunk).min(ty)]).collect();
+        chunks.extend(ranges.iter().map(|&[r0, _]| (n, r0, Vec::with_capacity(o / 8))));
+        for plane in image.chunks_exact_mut(h * w * 8) {
+            let mut rest = plane;
+            for (k, [r0, r1]) in ranges.iter().enumerate() {
+                let (these, later) = rest.split_at_mut(((r1 * M).min(h) - r0 * M) * w * 8);
+                chunks[first + k].2.push(these);
+                rest = later;
+            }
+        }
+    }
+    let most_tiles = rows_per_chunk * tx;
+    let run = |buffers: &mut Scratch, (n, tile_row, mut blocks): (usize, usize, Vec<&mut [f32]>)| {
+        let rows = blocks[0].len() / (w * 8);
+        let tiles = rows.div_ceil(M) * tx;
+        let first_tile = (n * ty + tile_row) * tx;
+        let (v, m) = buffers.sized(A * A * most_tiles * c, A * A * most_tiles * o);
+        Arch::new().dispatch(InputTiles::<T, A, M> { geometry, source, v, tiles, first_tile, _tile: std::marker::PhantomData });
+        for xi in 0..A * A {
+            gemm(tiles, o, c, &v[xi * tiles * c..][..tiles * c], &u[xi * c * o..][..c * o], &mut m[xi * tiles * o..][..tiles * o]);
+        }
+        Arch::new().dispatch(OutputTiles::<T, A, M> { geometry, m, tiles, bias, relu, blocks: &mut blocks, rows, _tile: std::marker::PhantomData });
+    };
+    // Contiguous runs of chunks, one per scratch buffer (one per thread).
+    let per_part = chunks.len().div_ceil(scratch.len().max(1));
+    let mut parts: Vec<Vec<_>> = Vec::new();
+    let mut chunks = chunks.into_iter().peekable();
+    while chunks.peek().is_some() {
+        parts.push(chunks.by_ref().take(per_part).collect());
+    }
+    if parts.len() > 1 {
+        parts.into_par_iter().zip(scratch.par_iter_mut()).for_each(|(part, buffers)| part.into_iter().for_each(|chunk| run(buffers, chunk)));
+    } else if let Some(buffers) = scratch.first_mut() {
+        parts.into_iter().flatten().for_each(|chunk| run(buffers, chunk));
+    }
+}
+
+/// One thread's transformed input and products, kept between calls.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+}
+
+impl Scratch {
+    fn sized(&mut self, v: usize, m: usize) -> (&mut [f32], &mut [f32]) {
+        if self.v.len() < v {
+            self.v.resize(v, 0.);
+        }
+        if self.m.len() < m {
+            self.m.resize(m, 0.);
+        }
+        (&mut self.v[..v], &mut self.m[..m])
+    }
+}
+
+/// Tiles per chunk (module docs of [`convolve`]): small enough that a chunk's transformed input
+/// and products stay in a core's cache, large enough for efficient matrix products.
+const CHUNK_TILES: usize = 32;
+
+#[inline(always)]
+fn load(values: &[f32], at: usize) -> Lanes {
+    let mut out = [0f32; 8];
+    out.copy_from_slice(&values[at..at + 8]);
+    out
+}
+
+/// `V[ξ][local tile][c] = (Bᵀ d B)[ξ]` for `tiles` tiles from `first_tile` on.
+struct InputTiles<'a, T, const A: usize, const M: usize> {
+    geometry: Geometry,
+    source: &'a [f32],
+    v: &'a mut [f32],
+    tiles: usize,
+    first_tile: usize,
+    _tile: std::marker::PhantomData<T>,
+}
+
+impl<T: TileSize<A, M>, const A: usize, const M: usize> WithSimd for InputTiles<'_, T, A, M> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Geometry { height: h, width: w, in_channels: c, .. } = self.geometry;
+        let [ty, tx] = self.geometry.tiles(M);
+        for local in 0..self.tiles {
+            let t = self.first_tile + local;
+            let (n, rest) = (t / (ty * tx), t % (ty * tx));
+            let (y0, x0) = ((rest / tx) * M, (rest % tx) * M);
+            for cb in 0..c / 8 {
+                let plane = &self.source[(n * (c / 8) + cb) * h * w * 8..][..h * w * 8];
+                let mut d = [[[0f32; 8]; A]; A];
+                for (i, line) in d.iter_mut().enumerate() {
+                    let Some(y) = (y0 + i).checked_sub(1).filter(|&y| y < h) else { continue };
+                    for (j, pixel) in line.iter_mut().enumerate() {
+                        if let Some(x) = (x0 + j).checked_sub(1).filter(|&x| x < w) {
+                            *pixel = load(plane, (y * w + x) * 8);
+                        }
+                    }
+                }
+                // Along each line, then along each column.
+                let mut lines = [[[0f32; 8]; A]; A];
+                for i in 0..A {
+                    lines[i] = T::input_line(&d[i]);
+                }
+                for s in 0..A {
+                    let mut column = [[0f32; 8]; A];
+                    for i in 0..A {
+                        column[i] = lines[i][s];
+                    }
+                    for (r, value) in T::input_line(&column).iter().enumerate() {
+                        self.v[((r * A + s) * self.tiles + local) * c + cb * 8..][..8].copy_from_slice(value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = Aᵀ m A + bias` (then ReLU) for a chunk's tiles, into each output block's rows.
+struct OutputTiles<'a, 'b, T, const A: usize, const M: usize> {
+    geometry: Geometry,
+    m: &'a [f32],
+    tiles: usize,
+    bias: &'a [f32],
+    relu: bool,
+    /// Per output block, its image rows from the chunk's first tile row on.
+    blocks: &'a mut [&'b mut [f32]],
+    rows: usize,
+    _tile: std::marker::PhantomData<T>,
+}
+
+impl<T: TileSize<A, M>, const A: usize, const M: usize> WithSimd for OutputTiles<'_, '_, T, A, M> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Geometry { width: w, out_channels: o, .. } = self.geometry;
+        let [_, tx] = self.geometry.tiles(M);
+        for local in 0..self.tiles {
+            let (local_row, tile_x) = (local / tx, local % tx);
+            for (ob, block) in self.blocks.iter_mut().enumerate() {
+                let bias = load(self.bias, ob * 8);
+                let mut lines = [[[0f32; 8]; M]; A];
+                for r in 0..A {
+                    let mut product = [[0f32; 8]; A];
+                    for s in 0..A {
+                        product[s] = load(self.m, ((r * A + s) * self.tiles + local) * o + ob * 8);
+                    }
+                    lines[r] = T::output_line(&product);
+                }
+                for s in 0..M {
+                    let x = tile_x * M + s;
+                    if x >= w {
+                        break;
+                    }
+                    let mut column = [[0f32; 8]; A];
+                    for r in 0..A {
+                        column[r] = lines[r][s];
+                    }
+                    for (r, value) in T::output_line(&column).iter().enumerate() {
+                        let y = local_row * M + r;
+                        if y >= self.rows {
+                            break;
+                        }
+                        let pixel = &mut block[(y * w + x) * 8..][..8];
+                        for l in 0..8 {
+                            let v = value[l] + bias[l];
+                            pixel[l] = if self.relu { v.max(0.) } else { v };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5).collect()
+    }
+
+    /// NCHW index of `nChw8c` element `i`, for `[n][c/8][h][w][8]`.
+    fn blocked_to_nchw(i: usize, [c, h, w]: [usize; 3]) -> usize {
+        let lane = i % 8;
+        let rest = i / 8;
+        let (x, rest) = (rest % w, rest / w);
+        let (y, rest) = (rest % h, rest / h);
+        let (cb, n) = (rest % (c / 8), rest / (c / 8));
+        ((n * c + cb * 8 + lane) * h + y) * w + x
+    }
+
+    /// The definition in f64 on NCHW buffers.
+    fn direct(g: Geometry, x: &[f32], weight: &[f32], bias: &[f32], relu: bool) -> Vec<f64> {
+        let Geometry { batch, in_channels: c, out_channels: o, height: h, width: w } = g;
+        let mut out = vec![0f64; batch * o * h * w];
+        for n in 0..batch {
+            for oc in 0..o {
+                for y in 0..h {
+                    for xx in 0..w {
+                        let mut acc = f64::from(bias[oc]);
+                        for ic in 0..c {
+                            for i in 0..3 {
+                                for j in 0..3 {
+                                    let (sy, sx) = ((y + i).wrapping_sub(1), (xx + j).wrapping_sub(1));
+                                    if sy < h && sx < w {
+                                        acc += f64::from(x[((n * c + ic) * h + sy) * w + sx]) * f64::from(weight[((oc * c + ic) * 3 + i) * 3 + j]);
+                                    }
+                                }
+                            }
+                        }
+                        out[((n * o + oc) * h + y) * w + xx] = if relu { acc.max(0.) } else { acc };
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn naive_gemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|q| a[i * k + q] * b[q * n + j]).sum();
+            }
+        }
+    }
+
+    /// Every tile size, ragged edges (sizes not multiples of the tile), several images, several
+    /// chunks and one or two scratch buffers, against the f64 definition.
+    #[test]
+    fn winograd_matches_the_direct_definition() {
+        for (tile, batch, [c, o], [h, w], relu, parts) in [
+            (Tile::F2, 2, [16, 24], [7, 9], false, 1),
+            (Tile::F2, 1, [8, 8], [14, 14], true, 2),
+            (Tile::F4, 2, [16, 8], [13, 10], true, 2),
+            (Tile::F4, 1, [24, 16], [56, 30], false, 1),
+            (Tile::F4, 3, [8, 16], [5, 3], true, 3),
+        ] {
+            let g = Geometry { batch, in_channels: c, out_channels: o, height: h, width: w };
+            let x = values(batch * c * h * w, 1);
+            let weight: Vec<f32> = values(o * c * 9, 2).iter().map(|v| v * 0.3).collect();
+            let bias = values(o, 3);
+            let blocked: Vec<f32> = (0..x.len()).map(|i| x[blocked_to_nchw(i, [c, h, w])]).collect();
+            let layer = WinogradConv::new(g, tile, &weight, &bias, relu);
+            assert_eq!(layer.lens(), [x.len(), batch * o * h * w]);
+            let mut out = vec![f32::NAN; batch * o * h * w];
+            let mut scratch: Vec<Scratch> = (0..parts).map(|_| Scratch::default()).collect();
+            // Twice: the second run reuses the scratch buffers.
+            for _ in 0..2 {
+                layer.run(&blocked, &mut out, &naive_gemm, &mut scratch);
+                let want = direct(g, &x, &weight, &bias, relu);
+                let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+                for (i, got) in out.iter().enumerate() {
+                    let expected = want[blocked_to_nchw(i, [o, h, w])];
+                    assert!((f64::from(*got) - expected).abs() <= 1e-5 * scale.max(1.), "{tile:?} {g:?}: value {i} is {got}, expected {expected}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tile_sizes_follow_the_measured_rule() {
+        let layer = |c, hw| Geometry { batch: 1, in_channels: c, out_channels: c, height: hw, width: hw };
+        // ResNet-50's stride-1 3×3 layers.
+        assert_eq!(Tile::for_layer(layer(64, 56)), Some(Tile::F4));
+        assert_eq!(Tile::for_layer(layer(128, 28)), Some(Tile::F4));
+        assert_eq!(Tile::for_layer(layer(256, 14)), Some(Tile::F2));
+        assert_eq!(Tile::for_layer(layer(512, 7)), None);
+        // Too few channels, or not whole blocks of 8.
+        assert_eq!(Tile::for_layer(layer(16, 28)), None);
+        assert_eq!(Tile::for_layer(layer(68, 56)), None);
+    }
+}
