@@ -26,6 +26,26 @@ pub const PARALLEL_MIN_FMA: f64 = 32e6;
 /// threads), for a phone or server whose cores wake faster or slower than this host's.
 pub const PARALLEL_MIN_MFMA_ENV: &str = "BOTTLENET_PARALLEL_MIN_MFMA";
 
+/// Environment variable that turns the oneDNN engine's Winograd layers off (`off`) or on (`on`,
+/// the default): with `off` every convolution is oneDNN's direct one (docs/engines.md,
+/// "Winograd convolutions").
+pub const WINOGRAD_ENV: &str = "BOTTLENET_WINOGRAD";
+
+/// Whether the oneDNN engine may plan Winograd layers ([`WINOGRAD_ENV`]).
+#[cfg(feature = "onednn")]
+pub fn winograd_allowed() -> bottlenet_runtime::Result<bool> {
+    std::env::var(WINOGRAD_ENV).map_or(Ok(true), |text| parse_winograd(&text))
+}
+
+#[cfg(feature = "onednn")]
+fn parse_winograd(text: &str) -> bottlenet_runtime::Result<bool> {
+    match text.trim() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(bottlenet_runtime::Error::Config(format!("{WINOGRAD_ENV} must be on or off (off: every oneDNN convolution direct), got '{text}'"))),
+    }
+}
+
 /// [`PARALLEL_MIN_FMA`], or what [`PARALLEL_MIN_MFMA_ENV`] says.
 #[cfg(feature = "exported-graphs")]
 pub fn parallel_min_fma() -> bottlenet_runtime::Result<f64> {
@@ -202,6 +222,15 @@ mod tests {
         if std::env::var_os("CI").is_some() && cfg!(feature = "onednn") {
             assert!(onednn_built(), "CI is set but this build found no oneDNN: install libdnnl-dev");
         }
+    }
+
+    #[cfg(feature = "onednn")]
+    #[test]
+    fn the_winograd_switch_is_on_or_off_or_a_one_line_refusal() {
+        assert_eq!(parse_winograd("on").ok(), Some(true));
+        assert_eq!(parse_winograd(" off\n").ok(), Some(false));
+        let err = parse_winograd("no").unwrap_err().to_string();
+        assert!(err.contains(WINOGRAD_ENV) && err.contains("'no'") && !err.contains('\n'), "{err}");
     }
 
     #[cfg(feature = "exported-graphs")]

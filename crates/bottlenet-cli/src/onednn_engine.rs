@@ -14,9 +14,12 @@
 //! * the network is planned for batch 1 and a batch runs sample by sample through it, under a
 //!   lock (one scratchpad), so concurrent requests to one half take turns;
 //! * a graph of fewer than [`crate::engine::PARALLEL_MIN_FMA`] multiply-adds per sample runs on the
-//!   calling thread, a larger one on `--threads` OpenMP threads.
+//!   calling thread, a larger one on `--threads` OpenMP threads;
+//! * large 3×3 stride-1 convolutions run as Winograd layers on AVX2 hosts (`bottlenet-onednn`'s
+//!   `winograd.rs`, their tiles split over rayon's pool) unless
+//!   [`crate::engine::WINOGRAD_ENV`] is `off`.
 
-use crate::engine::parallel_min_fma;
+use crate::engine::{parallel_min_fma, winograd_allowed};
 use crate::onnx_nodes::{GraphEnds, graph_ends, Weight, attribute, batch_norm_affine, groups, ints, readers, weight};
 use bottlenet_model::onnx::OnnxModel;
 use bottlenet_model::onnx::proto::{NodeProto, TensorProto};
@@ -264,7 +267,8 @@ impl OnednnGraph {
         if made[1..].iter().product::<usize>() != output_shape.iter().product::<usize>() {
             return Err(Error::Model(format!("{name}: the network makes {:?} per sample, the graph declares {output_shape:?}", &made[1..])));
         }
-        let builder = translation.builder;
+        let mut builder = translation.builder;
+        builder.set_winograd(winograd_allowed()?);
         let mfma = builder.multiply_adds() / 1e6;
         let threads = if builder.multiply_adds() >= parallel_min_fma()? { rayon::current_num_threads() } else { 1 };
         let network = builder.build(result.id, threads).map_err(|e| Error::Model(format!("{name}: {e}")))?;

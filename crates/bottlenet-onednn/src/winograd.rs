@@ -1,7 +1,8 @@
 //! Winograd minimal filtering for the 3×3, stride-1, padding-1 convolutions of an inference
 //! network on AVX2 hosts (Lavin & Gray 2016, F(m×m, 3×3)), where oneDNN 2.6 has only direct
 //! kernels (its Winograd is AVX-512 only). Safe Rust: the weight, input and output transforms;
-//! the α² matrix products per chunk of tiles are handed to a caller's GEMM (oneDNN's `sgemm`).
+//! the α² matrix products per chunk of tiles are handed to a caller's GEMM (oneDNN's `sgemm`),
+//! and the chunks to a caller's parallel loop (the OpenMP team oneDNN's primitives run on).
 //!
 //! Buffer layouts (all row-major `f32`):
 //! * activations `nChw8c` (what oneDNN's AVX2 kernels choose): `[n][c/8][h][w][8]`, channels a
@@ -16,7 +17,7 @@
 //! 1.2–1.7 ms with F(4×4) against oneDNN's `jit:avx2` 2.0–2.4 ms and onnxruntime's 1.7–1.8 ms.
 
 use pulp::{Arch, Simd, WithSimd};
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Eight channels of one pixel: one `nChw8c` block, one AVX2 register.
 type Lanes = [f32; 8];
@@ -195,11 +196,11 @@ impl WinogradConv {
         [batch * in_channels * height * width, batch * out_channels * height * width]
     }
 
-    /// Runs the layer: one task per scratch buffer on rayon's pool (1: on the calling thread).
-    pub(crate) fn run(&self, source: &[f32], destination: &mut [f32], gemm: Gemm<'_>, scratch: &mut [Scratch]) {
+    /// Runs the layer: one part per scratch buffer, the parts handed to `parallel`.
+    pub(crate) fn run(&self, source: &[f32], destination: &mut [f32], gemm: Gemm<'_>, parallel: ParallelFor<'_>, scratch: &mut [Scratch]) {
         match self.tile {
-            Tile::F2 => convolve::<F2, 4, 2>(self.geometry, source, &self.u, &self.bias, self.relu, destination, gemm, scratch),
-            Tile::F4 => convolve::<F4, 6, 4>(self.geometry, source, &self.u, &self.bias, self.relu, destination, gemm, scratch),
+            Tile::F2 => convolve::<F2, 4, 2>(self.geometry, source, &self.u, &self.bias, self.relu, destination, gemm, parallel, scratch),
+            Tile::F4 => convolve::<F4, 6, 4>(self.geometry, source, &self.u, &self.bias, self.relu, destination, gemm, parallel, scratch),
         }
     }
 }
@@ -227,11 +228,16 @@ fn transform_weights<T: TileSize<A, M>, const A: usize, const M: usize>(geometry
 /// A row-major single-threaded `C[m×n] = A[m×k] · B[k×n]` (lda = k, ldb = n, ldc = n).
 pub(crate) type Gemm<'a> = &'a (dyn Fn(usize, usize, usize, &[f32], &[f32], &mut [f32]) + Sync);
 
+/// `parallel(n, f)` calls `f(k)` once for every `k < n`, possibly on several threads at once,
+/// and returns when all have returned.
+pub(crate) type ParallelFor<'a> = &'a (dyn Fn(usize, &(dyn Fn(usize) + Sync)) + Sync);
+
 /// The convolution `destination = relu?(conv3×3(source) + bias)` on `nChw8c` buffers with
 /// transformed weights `u` (see [`transform_weights`]). The tiles are cut into chunks of whole
 /// tile rows of about `CHUNK_TILES` tiles; each chunk is transformed, multiplied (`gemm`, α²
-/// products) and transformed back while its buffers are still in cache, one rayon task per chunk.
-fn convolve<T: TileSize<A, M>, const A: usize, const M: usize>(geometry: Geometry, source: &[f32], u: &[f32], bias: &[f32], relu: bool, destination: &mut [f32], gemm: Gemm<'_>, scratch: &mut [Scratch]) {
+/// products) and transformed back while its buffers are still in cache; the chunks are split into
+/// one contiguous part per scratch buffer, and the parts run through `parallel`.
+fn convolve<T: TileSize<A, M>, const A: usize, const M: usize>(geometry: Geometry, source: &[f32], u: &[f32], bias: &[f32], relu: bool, destination: &mut [f32], gemm: Gemm<'_>, parallel: ParallelFor<'_>, scratch: &mut [Scratch]) {
     let Geometry { batch, height: h, width: w, in_channels: c, out_channels: o } = geometry;
     let [ty, tx] = geometry.tiles(M);
     let rows_per_chunk = (CHUNK_TILES / tx).clamp(1, ty);
@@ -269,11 +275,16 @@ fn convolve<T: TileSize<A, M>, const A: usize, const M: usize>(geometry: Geometr
     while chunks.peek().is_some() {
         parts.push(chunks.by_ref().take(per_part).collect());
     }
-    if parts.len() > 1 {
-        parts.into_par_iter().zip(scratch.par_iter_mut()).for_each(|(part, buffers)| part.into_iter().for_each(|chunk| run(buffers, chunk)));
-    } else if let Some(buffers) = scratch.first_mut() {
-        parts.into_iter().flatten().for_each(|chunk| run(buffers, chunk));
-    }
+    // Each part and its buffers behind a lock of their own: taken once, by the one call of
+    // `parallel`'s closure for that part, so never contended.
+    let work: Vec<Mutex<(Vec<_>, &mut Scratch)>> = parts.into_iter().zip(scratch.iter_mut()).map(Mutex::new).collect();
+    parallel(work.len(), &|k| {
+        let mut guard = work[k].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (part, buffers) = &mut *guard;
+        for chunk in part.drain(..) {
+            run(buffers, chunk);
+        }
+    });
 }
 
 /// One thread's transformed input and products, kept between calls.
@@ -458,6 +469,15 @@ mod tests {
         out
     }
 
+    /// `f` for every part on threads of its own (scoped), as the OpenMP team would.
+    fn threads(n: usize, f: &(dyn Fn(usize) + Sync)) {
+        std::thread::scope(|scope| {
+            for k in 0..n {
+                scope.spawn(move || f(k));
+            }
+        });
+    }
+
     fn naive_gemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
         for i in 0..m {
             for j in 0..n {
@@ -488,7 +508,7 @@ mod tests {
             let mut scratch: Vec<Scratch> = (0..parts).map(|_| Scratch::default()).collect();
             // Twice: the second run reuses the scratch buffers.
             for _ in 0..2 {
-                layer.run(&blocked, &mut out, &naive_gemm, &mut scratch);
+                layer.run(&blocked, &mut out, &naive_gemm, &threads, &mut scratch);
                 let want = direct(g, &x, &weight, &bias, relu);
                 let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
                 for (i, got) in out.iter().enumerate() {
