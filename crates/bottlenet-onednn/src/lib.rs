@@ -3,7 +3,7 @@
 //! whole inference networks in oneDNN's blocked formats; the FFI lives in
 //! ffi.rs.
 //!
-//! The crate owns four things:
+//! The crate owns five things:
 //!
 //! * [`Conv2dShape`]: one 2-D convolution's geometry (PyTorch conventions:
 //!   dilation 1 = none, weight `[out, in/groups, kh, kw]`) and its checks;
