@@ -13,8 +13,9 @@
 //!
 //! Why it is faster here: F(4×4, 3×3) does 4× fewer multiply-adds than a direct convolution,
 //! F(2×2, 3×3) 2.25×; the transforms are a few additions per value. Measured on a 2-core AVX2
-//! EPYC, 2 threads, one layer alone (docs/engines.md, "Winograd convolutions"): 64→64 at 56²
-//! 1.2–1.7 ms with F(4×4) against oneDNN's `jit:avx2` 2.0–2.4 ms and onnxruntime's 1.7–1.8 ms.
+//! EPYC, 2 threads, one layer alone (docs/engines.md, "Winograd convolutions", medians): 64→64
+//! at 56² 1.3–1.7 ms with F(4×4) against 2.0–2.4 ms for oneDNN's direct kernel (through PyTorch)
+//! and 1.8 ms for onnxruntime's.
 
 mod transforms;
 
@@ -50,10 +51,10 @@ pub(crate) enum Tile {
 }
 
 /// Fewest tiles of one image worth a Winograd layer: below this the α² products are too small
-/// for each to repack its `U[ξ]` (C·O values) cheaply. Measured (2-core AVX2, 2 threads):
-/// 256→256 at 14² took 2.4–2.9 ms with F(4×4) (16 tiles) against 0.8–1.1 ms with F(2×2)
-/// (49 tiles), and 512→512 at 7² 4.6–5.4 ms with F(2×2) (16 tiles) against oneDNN's direct
-/// 2.3–2.9 ms.
+/// for each to repack its `U[ξ]` (C·O values) cheaply. Measured (2-core AVX2, 2 threads,
+/// medians): 256→256 at 14² took 3.0–3.4 ms with F(4×4) (16 tiles) against 0.9–1.1 ms with
+/// F(2×2) (49 tiles), and 512→512 at 7² 5.6–6.5 ms with F(2×2) (16 tiles) against 3.0 ms for
+/// oneDNN's direct kernel (through PyTorch).
 const MIN_TILES: usize = 24;
 
 /// Fewest input and output channels worth a Winograd layer (the measured range; the compact
