@@ -414,6 +414,12 @@ unsafe extern "C" {
 unsafe extern "C" {
     pub fn omp_set_num_threads(threads: c_int);
     pub fn omp_get_max_threads() -> c_int;
+    // Inside a parallel region: the calling thread's index in its team, and the team's size.
+    pub fn omp_get_thread_num() -> c_int;
+    pub fn omp_get_num_threads() -> c_int;
+    /// libgomp's `#pragma omp parallel`: `body(data)` on every thread of a team of
+    /// `num_threads` (0: the calling thread's setting), returning once all have returned.
+    pub fn GOMP_parallel(body: extern "C" fn(*mut c_void), data: *mut c_void, num_threads: std::ffi::c_uint, flags: std::ffi::c_uint);
 }
 
 /// Result type of the `dnnl_query_impl_info_str` query.

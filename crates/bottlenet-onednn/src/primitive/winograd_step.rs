@@ -14,16 +14,9 @@ use super::handles::check;
 use crate::Result;
 use crate::ffi::*;
 use crate::winograd::{Scratch, WinogradConv};
-use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::ffi::{c_char, c_uint, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-
-// libgomp's entry points (Debian's oneDNN runs on libgomp; `build.rs` links it).
-unsafe extern "C" {
-    fn GOMP_parallel(body: extern "C" fn(*mut c_void), data: *mut c_void, num_threads: c_uint, flags: c_uint);
-    fn omp_get_thread_num() -> c_int;
-    fn omp_get_num_threads() -> c_int;
-}
 
 pub(super) struct WinogradStep {
     layer: WinogradConv,
