@@ -16,7 +16,7 @@
 //! * a graph of fewer than [`crate::engine::PARALLEL_MIN_FMA`] multiply-adds per sample runs on the
 //!   calling thread, a larger one on `--threads` OpenMP threads;
 //! * large 3×3 stride-1 convolutions run as Winograd layers on AVX2 hosts (`bottlenet-onednn`'s
-//!   `winograd.rs`, their tiles split over rayon's pool) unless
+//!   `winograd.rs`, their tiles split over the OpenMP team) unless
 //!   [`crate::engine::WINOGRAD_ENV`] is `off`.
 
 use crate::engine::{parallel_min_fma, winograd_allowed};
